@@ -1,0 +1,52 @@
+//! # revmod: Google Maps review moderation, one notebook step per function
+//!
+//! revmod turns the TikTok TechJam 2025 review-moderation notebook (19 Python cells) into a Rust
+//! support crate that evcxr notebooks `:dep`, a `revmod` binary (CLI, headless runner, kernelspec) and a
+//! walkthrough notebook. Each notebook step is one public function in the module named after its step;
+//! the notebook cell is the call plus its display.
+//!
+//! | step (seed cell) | function | module |
+//! |---|---|---|
+//! | 1-2 imports, config | [`config::mount`] -> [`config::Config`] | [`config`] |
+//! | 3 load data | [`data::load_df`] -> [`data::Loaded`] (DataFrame + [`data::LoadReport`]) | [`data`] |
+//! | 4-5 token, model | `load_gemma` | [`llm`] |
+//! | 6-8 prompt, preview, labeling | `label_preview`, `label_with_ckpt` | [`label`] |
+//! | 9 split | `split` | [`split`] |
+//! | 10 TF-IDF + logistic regression | `train_baseline` | [`train`] ([`text`], [`linear`]) |
+//! | 11-12 errors, calibration | `error_analysis`, `calibrate` | [`eval`] |
+//! | 13-19 scoring, distribution, examples | `score_all` | [`score`] |
+//!
+//! Data flows as values: each function takes what it needs and returns a value the next cell uses, and
+//! writes its files where the seed wrote them (under the run's OUT_DIR) so a run can resume from any
+//! step. Displays ([`show`]) are values too: the same value prints in the CLI and renders as HTML/SVG in
+//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O.
+//!
+//! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
+//! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.
+
+/// The polars this crate is built with (notebooks should use this instead of a separate `:dep`).
+pub use polars;
+
+pub mod config;
+pub mod labels;
+pub mod data;
+pub mod show;
+
+pub mod split;
+pub mod text;
+pub mod linear;
+pub mod train;
+pub mod eval;
+pub mod score;
+pub mod llm;
+pub mod label;
+
+/// Everything a notebook cell needs, in one `use revmod::prelude::*;`.
+pub mod prelude {
+    pub use polars::prelude::{DataFrame, Series, Column, DataType};
+    pub use crate::config::{mount, Config};
+    pub use crate::data::{load_df, write_sample, LoadReport, Loaded, SampleParams};
+    pub use crate::labels::{Scorer, LABELS, TARGETS, LABEL_COLUMNS};
+    pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
+    // step re-exports: add one `pub use` line per public step function / value type here.
+}

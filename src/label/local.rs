@@ -1,0 +1,202 @@
+//! The local Gemma-3 model as a labeling backend (seed cell 7's `generate`, on candle via `crate::llm`).
+//!
+//! Two speed-ups over the seed's loop, each switchable off to measure it (scripts/bench-label):
+//! - prefix cache: the chat prefix holding the long system prompt is computed once; every review starts
+//!   from that KV cache (truncating back to it) and only its own user turn is prefilled;
+//! - constrained decoding ([`super::constrained`]): the schema's fixed bytes are fed in one batch and only
+//!   the choices and the rationale are decoded, with per-label probabilities; the answer parses by
+//!   construction. Off, the model generates freely (greedy, `max_new_tokens` 96) as in the seed.
+//!
+//! The review text is tokenized with special tokens disabled, so a review cannot close its own turn.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::backend::{LabelBackend, RawOutput};
+use super::constrained::{decode_constrained, AnswerGrammar, StepModel, TokenMasks};
+use super::{ModeratorPrompt, ReviewInput};
+use crate::llm::chat::chat_prefix;
+use crate::llm::gemma3::Gemma3Model;
+use crate::llm::generate::GenerateParams;
+use crate::llm::tokenizer::TokenKind;
+use crate::llm::{load_gemma, Gemma};
+
+/// Settings of the local backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalParams {
+    /// Constrained JSON decoding (true) or the seed's free greedy generation (false).
+    pub constrained: bool,
+    /// Reuse the KV cache of the system-prompt prefix for every review.
+    pub prefix_cache: bool,
+    /// The seed's max_new_tokens (free generation) and the decode-step budget (constrained).
+    pub max_new_tokens: usize,
+    /// Longest rationale in bytes under constrained decoding.
+    pub max_rationale: u16,
+}
+
+impl Default for LocalParams {
+    fn default() -> Self {
+        Self { constrained: true, prefix_cache: true, max_new_tokens: 96, max_rationale: 160 }
+    }
+}
+
+/// Counters of what the backend did (for benchmarks and reports).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalStats {
+    /// Reviews answered.
+    pub reviews: usize,
+    /// Prompt tokens computed (prefill), excluding reused prefix tokens.
+    pub prefill_tokens: usize,
+    /// Prompt tokens reused from the prefix cache.
+    pub reused_tokens: usize,
+    /// Decode steps (forward calls after the prompt).
+    pub decode_steps: usize,
+    /// Seconds spent in the model.
+    pub secs: f64,
+}
+
+/// Gemma-3 behind the [`LabelBackend`] trait.
+pub struct LocalGemmaBackend {
+    gemma: Gemma,
+    model_id: String,
+    params: LocalParams,
+    masks: Option<TokenMasks>,
+    /// (system prompt, prefix tokens) whose KV cache sits at the start of the model's context.
+    prefix: Option<(String, Vec<u32>)>,
+    /// What the backend did so far.
+    pub stats: LocalStats,
+}
+
+struct Step<'a>(&'a mut Gemma3Model);
+
+impl StepModel for Step<'_> {
+    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let t = self.0.forward(tokens, false)?;
+        Ok(t.to_vec1::<f32>()?)
+    }
+    fn context_len(&self) -> usize {
+        self.0.context().len()
+    }
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        self.0.truncate(len);
+        Ok(())
+    }
+}
+
+impl LocalGemmaBackend {
+    /// Loads a model with `crate::llm::load_gemma` (None or "": the embedded Gemma-3 270M).
+    pub fn load(spec: Option<&str>, params: LocalParams) -> Result<Self> {
+        let spec = spec.unwrap_or("");
+        let gemma = load_gemma(spec).with_context(|| format!("loading the local model {spec:?}"))?;
+        let id = gemma.info().path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| spec.to_string());
+        Self::new(gemma, &id, params)
+    }
+
+    /// A backend over a loaded model; `model_id` names it in the `model` column.
+    pub fn new(gemma: Gemma, model_id: &str, params: LocalParams) -> Result<Self> {
+        let masks = if params.constrained {
+            let tok = gemma.tokenizer();
+            let vocab: Vec<Option<Vec<u8>>> = (0..tok.vocab_size() as u32)
+                .map(|id| match tok.token_kind(id) {
+                    Some(TokenKind::Normal) | Some(TokenKind::Byte) => tok.token_bytes(id).map(<[u8]>::to_vec),
+                    _ => None,
+                })
+                .collect();
+            let grammar = AnswerGrammar { max_rationale: params.max_rationale };
+            Some(TokenMasks::new(grammar, &vocab).context("building the constrained-decoding token masks")?)
+        } else {
+            None
+        };
+        Ok(Self { gemma, model_id: model_id.to_string(), params, masks, prefix: None, stats: LocalStats::default() })
+    }
+
+    /// The settings in use.
+    pub fn params(&self) -> &LocalParams {
+        &self.params
+    }
+
+    /// Prompt tokens for one review: (shared prefix, review-specific tail). The user text is encoded with
+    /// special tokens disabled.
+    fn prompt_tokens(&self, prompt: &ModeratorPrompt, review: &ReviewInput) -> (Vec<u32>, Vec<u32>) {
+        let tok = self.gemma.tokenizer();
+        let prefix = tok.encode_with(&chat_prefix(&prompt.system), false, true);
+        let user = prompt.user_turn(review);
+        let mut tail = tok.encode_with(user.trim(), false, false);
+        tail.extend(tok.encode_with("<end_of_turn>\n<start_of_turn>model\n", false, true));
+        (prefix, tail)
+    }
+
+    /// Puts the model's context at the end of the prompt's shared prefix (reusing its KV cache when
+    /// enabled) and returns the tokens still to feed.
+    fn prepare(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<Vec<u32>> {
+        let (prefix, tail) = self.prompt_tokens(prompt, review);
+        let mut step = Step(self.gemma.model());
+        if self.params.prefix_cache {
+            let cached = matches!(&self.prefix, Some((sys, toks)) if *sys == prompt.system && *toks == prefix)
+                && step.0.context().starts_with(&prefix);
+            if cached {
+                step.truncate(prefix.len())?;
+                self.stats.reused_tokens += prefix.len();
+            } else {
+                step.0.reset();
+                step.feed(&prefix)?;
+                self.stats.prefill_tokens += prefix.len();
+                self.prefix = Some((prompt.system.clone(), prefix));
+            }
+            self.stats.prefill_tokens += tail.len();
+            Ok(tail)
+        } else {
+            step.0.reset();
+            let mut all = prefix;
+            all.extend(tail);
+            self.stats.prefill_tokens += all.len();
+            Ok(all)
+        }
+    }
+
+    /// One answer: constrained (text + probabilities) or free greedy generation (text only).
+    pub fn answer_one(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<RawOutput> {
+        let t0 = Instant::now();
+        let unfed = self.prepare(prompt, review)?;
+        let out = if let Some(masks) = self.masks.as_mut() {
+            let a = decode_constrained(&mut Step(self.gemma.model()), masks, &unfed, self.params.max_new_tokens)?;
+            self.stats.decode_steps += a.steps;
+            RawOutput { raw: a.text, probs: Some(a.probs) }
+        } else {
+            // The seed's free greedy generation, through llm's generate (context = prompt minus `unfed`).
+            let mut ids = self.gemma.model().context().to_vec();
+            ids.extend(unfed);
+            let params = GenerateParams { max_new_tokens: self.params.max_new_tokens, ..GenerateParams::default() };
+            let g = self.gemma.generate_ids(&ids, &params, None)?;
+            self.stats.decode_steps += g.decode_steps;
+            RawOutput { raw: g.text, probs: None }
+        };
+        self.stats.reviews += 1;
+        self.stats.secs += t0.elapsed().as_secs_f64();
+        Ok(out)
+    }
+
+    /// The constrained-decoding masks (None when constrained decoding is off).
+    pub fn masks(&mut self) -> Option<&mut TokenMasks> {
+        self.masks.as_mut()
+    }
+}
+
+impl LabelBackend for LocalGemmaBackend {
+    fn backend_name(&self) -> String {
+        "local-gemma".into()
+    }
+    fn model_id(&self) -> String {
+        self.model_id.clone()
+    }
+    fn settings(&self) -> String {
+        format!(
+            "constrained={} max_new_tokens={} max_rationale={}",
+            self.params.constrained, self.params.max_new_tokens, self.params.max_rationale
+        )
+    }
+    fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<Result<RawOutput>> {
+        reviews.iter().map(|r| self.answer_one(prompt, r)).collect()
+    }
+}

@@ -1,0 +1,322 @@
+//! Binary L2-regularised logistic regression with liblinear's objective, on sparse rows.
+//!
+//! Minimises `0.5 * ||w||^2 + sum_i C_i * ln(1 + exp(-y_i * (x_i . w + b * s)))` with `y_i` in {-1, +1},
+//! `C_i = C * class_weight[y_i]` and the intercept `b` learned as the weight of a constant feature `s`
+//! (`intercept_scaling`) and penalised with the other weights: the problem scikit-learn's
+//! `LogisticRegression(solver='liblinear')` solves. The optimum is unique, so any solver that converges
+//! tightly gives the same model; we use liblinear's trust-region Newton method ([`super::tron`]).
+//! Why not linfa-logistic: it takes dense `Array2` records only (the seed's matrices have ~10^5-10^6
+//! columns) and does not penalise the intercept; we still implement linfa's `Fit`/`PredictInplace`.
+
+use anyhow::{ensure, Result};
+use ndarray::{Array1, ArrayBase, Data, Ix2};
+use serde::{Deserialize, Serialize};
+
+use super::tron::{minimize, Objective, TronParams, TronResult};
+use crate::text::CsrMatrix;
+
+/// How samples of each class are weighted in the loss.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every sample weighs 1.
+    None,
+    /// `n_samples / (2 * n_class)` per class (sklearn's `'balanced'`).
+    Balanced,
+}
+
+/// Parameters of [`LogRegParams::fit_sparse`] (defaults: the seed's `C=1.0, class_weight='balanced'`,
+/// liblinear's intercept handling).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRegParams {
+    /// Inverse regularisation strength.
+    pub c: f64,
+    /// Class weighting.
+    pub class_weight: ClassWeight,
+    /// Learn an intercept (as a penalised constant feature).
+    pub fit_intercept: bool,
+    /// Value of the constant feature (liblinear's `intercept_scaling`).
+    pub intercept_scaling: f64,
+    /// Relative gradient-norm tolerance of the solver (tighter than liblinear's default so that the
+    /// result is within ~1e-6 of the exact optimum).
+    pub tol: f64,
+    /// Maximum Newton iterations.
+    pub max_iter: usize,
+}
+
+impl Default for LogRegParams {
+    fn default() -> Self {
+        LogRegParams {
+            c: 1.0,
+            class_weight: ClassWeight::Balanced,
+            fit_intercept: true,
+            intercept_scaling: 1.0,
+            tol: 1e-6,
+            max_iter: 1000,
+        }
+    }
+}
+
+/// A fitted binary logistic regression.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRegModel {
+    /// Weight of each feature.
+    pub coef: Vec<f64>,
+    /// Intercept (already multiplied by `intercept_scaling`, as sklearn's `intercept_`).
+    pub intercept: f64,
+    /// Solver iterations and convergence (absent for loaded models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<SolverInfo>,
+}
+
+/// Solver diagnostics of a fit.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SolverInfo {
+    /// Newton iterations.
+    pub iterations: usize,
+    /// Hessian-vector products.
+    pub cg_steps: usize,
+    /// Final gradient norm relative to the initial one.
+    pub rel_grad: f64,
+    /// True when the tolerance was met.
+    pub converged: bool,
+}
+
+impl From<TronResult> for SolverInfo {
+    fn from(r: TronResult) -> Self {
+        SolverInfo { iterations: r.iterations, cg_steps: r.cg_steps, rel_grad: r.rel_grad, converged: r.converged }
+    }
+}
+
+/// liblinear's `l2r_lr_fun` on CSR rows plus an optional constant column.
+struct LrObjective<'a> {
+    x: &'a CsrMatrix,
+    /// +1 / -1 per row.
+    y: Vec<f64>,
+    /// C_i per row.
+    c: Vec<f64>,
+    /// Constant-feature value (0 when no intercept).
+    bias: f64,
+    z: Vec<f64>,
+    /// C_i * sigma_i * (1 - sigma_i) at the last gradient point.
+    d: Vec<f64>,
+}
+
+impl LrObjective<'_> {
+    fn dim(&self) -> usize {
+        self.x.n_cols + usize::from(self.bias != 0.0)
+    }
+
+    #[inline]
+    fn row_dot(&self, i: usize, w: &[f64]) -> f64 {
+        let mut t = self.x.row_dot(i, w);
+        if self.bias != 0.0 {
+            t += self.bias * w[self.x.n_cols];
+        }
+        t
+    }
+
+    #[inline]
+    fn add_row(&self, i: usize, a: f64, out: &mut [f64]) {
+        let (c, v) = self.x.row(i);
+        for (&c, &v) in c.iter().zip(v) {
+            out[c as usize] += a * v;
+        }
+        if self.bias != 0.0 {
+            out[self.x.n_cols] += a * self.bias;
+        }
+    }
+}
+
+impl Objective for LrObjective<'_> {
+    fn dim(&self) -> usize {
+        LrObjective::dim(self)
+    }
+
+    fn fun(&mut self, w: &[f64]) -> f64 {
+        let mut f = 0.5 * w.iter().map(|v| v * v).sum::<f64>();
+        for i in 0..self.x.n_rows {
+            let z = self.row_dot(i, w);
+            self.z[i] = z;
+            let yz = self.y[i] * z;
+            let loss = if yz >= 0.0 { (-yz).exp().ln_1p() } else { -yz + yz.exp().ln_1p() };
+            f += self.c[i] * loss;
+        }
+        f
+    }
+
+    fn grad(&mut self, w: &[f64], g: &mut [f64]) {
+        g.copy_from_slice(w);
+        for i in 0..self.x.n_rows {
+            let s = 1.0 / (1.0 + (-self.y[i] * self.z[i]).exp());
+            self.d[i] = self.c[i] * s * (1.0 - s);
+            let a = self.c[i] * (s - 1.0) * self.y[i];
+            self.add_row(i, a, g);
+        }
+    }
+
+    fn hess_diag(&self, out: &mut [f64]) {
+        out.fill(1.0);
+        for i in 0..self.x.n_rows {
+            let di = self.d[i];
+            let (c, v) = self.x.row(i);
+            for (&c, &v) in c.iter().zip(v) {
+                out[c as usize] += di * v * v;
+            }
+            if self.bias != 0.0 {
+                out[self.x.n_cols] += di * self.bias * self.bias;
+            }
+        }
+    }
+
+    fn hess_vec(&self, v: &[f64], out: &mut [f64]) {
+        out.copy_from_slice(v);
+        for i in 0..self.x.n_rows {
+            let t = self.d[i] * self.row_dot(i, v);
+            if t != 0.0 {
+                self.add_row(i, t, out);
+            }
+        }
+    }
+}
+
+impl LogRegParams {
+    /// Per-class loss weights `(negative, positive)` for targets `y`.
+    pub fn class_weights(&self, y: &[bool]) -> (f64, f64) {
+        match self.class_weight {
+            ClassWeight::None => (1.0, 1.0),
+            ClassWeight::Balanced => {
+                let n = y.len() as f64;
+                let pos = y.iter().filter(|&&b| b).count() as f64;
+                (n / (2.0 * (n - pos)), n / (2.0 * pos))
+            }
+        }
+    }
+
+    /// Fits on sparse rows `x` with boolean targets `y` (both classes must be present).
+    pub fn fit_sparse(&self, x: &CsrMatrix, y: &[bool]) -> Result<LogRegModel> {
+        ensure!(x.n_rows == y.len(), "{} rows but {} targets", x.n_rows, y.len());
+        let pos = y.iter().filter(|&&b| b).count();
+        ensure!(
+            pos > 0 && pos < y.len(),
+            "logistic regression needs both classes; got {pos} positive of {} rows",
+            y.len()
+        );
+        ensure!(self.c > 0.0, "C must be positive, got {}", self.c);
+        let (wn, wp) = self.class_weights(y);
+        let bias = if self.fit_intercept { self.intercept_scaling } else { 0.0 };
+        let mut obj = LrObjective {
+            x,
+            y: y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect(),
+            c: y.iter().map(|&b| self.c * if b { wp } else { wn }).collect(),
+            bias,
+            z: vec![0.0; x.n_rows],
+            d: vec![0.0; x.n_rows],
+        };
+        let mut w = vec![0.0; obj.dim()];
+        let info = minimize(&mut obj, &mut w, &TronParams { eps: self.tol, max_iter: self.max_iter, precond: 0.0 });
+        let intercept = if self.fit_intercept { bias * w.pop().unwrap() } else { 0.0 };
+        Ok(LogRegModel { coef: w, intercept, solver: Some(info.into()) })
+    }
+}
+
+/// The logistic function, `1 / (1 + exp(-z))` (scipy's `expit`).
+#[inline]
+pub fn expit(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl LogRegModel {
+    /// `x_i . coef + intercept` of one sparse row.
+    #[inline]
+    pub fn decision_row(&self, cols: &[u32], vals: &[f64]) -> f64 {
+        self.intercept + cols.iter().zip(vals).map(|(&c, &v)| v * self.coef[c as usize]).sum::<f64>()
+    }
+
+    /// Probability of the positive class for every row of `x`.
+    pub fn predict_proba(&self, x: &CsrMatrix) -> Array1<f64> {
+        (0..x.n_rows)
+            .map(|i| {
+                let (c, v) = x.row(i);
+                expit(self.decision_row(c, v))
+            })
+            .collect()
+    }
+}
+
+/// Error of the linfa trait implementations.
+#[derive(Debug)]
+pub enum LogRegError {
+    /// An error raised by linfa.
+    Linfa(linfa::error::Error),
+    /// Invalid input (one class only, shape mismatch, ...).
+    Invalid(String),
+}
+
+impl std::fmt::Display for LogRegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogRegError::Linfa(e) => write!(f, "linfa: {e}"),
+            LogRegError::Invalid(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for LogRegError {}
+
+impl From<linfa::error::Error> for LogRegError {
+    fn from(e: linfa::error::Error) -> Self {
+        LogRegError::Linfa(e)
+    }
+}
+
+impl linfa::traits::Fit<CsrMatrix, Array1<bool>, LogRegError> for LogRegParams {
+    type Object = LogRegModel;
+
+    fn fit(&self, ds: &linfa::DatasetBase<CsrMatrix, Array1<bool>>) -> Result<LogRegModel, LogRegError> {
+        let y: Vec<bool> = ds.targets.iter().copied().collect();
+        self.fit_sparse(&ds.records, &y).map_err(|e| LogRegError::Invalid(format!("{e:#}")))
+    }
+}
+
+impl<D: Data<Elem = f64>> linfa::traits::Fit<ArrayBase<D, Ix2>, Array1<bool>, LogRegError> for LogRegParams {
+    type Object = LogRegModel;
+
+    fn fit(&self, ds: &linfa::DatasetBase<ArrayBase<D, Ix2>, Array1<bool>>) -> Result<LogRegModel, LogRegError> {
+        let x = CsrMatrix::from_dense(&ds.records.view());
+        let y: Vec<bool> = ds.targets.iter().copied().collect();
+        self.fit_sparse(&x, &y).map_err(|e| LogRegError::Invalid(format!("{e:#}")))
+    }
+}
+
+/// Positive-class probabilities of sparse rows (use [`linfa::traits::Predict`] to get them).
+impl linfa::traits::PredictInplace<CsrMatrix, Array1<f64>> for LogRegModel {
+    fn predict_inplace(&self, x: &CsrMatrix, y: &mut Array1<f64>) {
+        assert_eq!(y.len(), x.n_rows, "target length must match the number of rows");
+        y.assign(&LogRegModel::predict_proba(self, x));
+    }
+
+    fn default_target(&self, x: &CsrMatrix) -> Array1<f64> {
+        Array1::zeros(x.n_rows)
+    }
+}
+
+/// Positive-class probabilities of dense rows.
+impl<D: Data<Elem = f64>> linfa::traits::PredictInplace<ArrayBase<D, Ix2>, Array1<f64>> for LogRegModel {
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<f64>) {
+        assert_eq!(y.len(), x.nrows(), "target length must match the number of rows");
+        for (i, row) in x.outer_iter().enumerate() {
+            let z = self.intercept + row.iter().zip(&self.coef).map(|(a, b)| a * b).sum::<f64>();
+            y[i] = expit(z);
+        }
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<f64> {
+        Array1::zeros(x.nrows())
+    }
+}

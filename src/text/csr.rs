@@ -1,0 +1,148 @@
+//! A compressed sparse row matrix of `f64`: what the vectorizers produce and the solver consumes.
+//!
+//! Same layout as scipy's `csr_matrix` (`indptr`, `indices`, `data`; column indices sorted within a row),
+//! so it maps one to one onto what scikit-learn builds and can be saved for Python.
+
+use anyhow::{ensure, Result};
+
+/// Sparse matrix in CSR layout with sorted column indices in each row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsrMatrix {
+    /// Number of rows.
+    pub n_rows: usize,
+    /// Number of columns.
+    pub n_cols: usize,
+    /// Row `i` owns entries `indptr[i]..indptr[i + 1]`; `n_rows + 1` long.
+    pub indptr: Vec<usize>,
+    /// Column of each stored entry.
+    pub indices: Vec<u32>,
+    /// Value of each stored entry.
+    pub data: Vec<f64>,
+}
+
+impl CsrMatrix {
+    /// An empty `0 x n_cols` matrix.
+    pub fn empty(n_cols: usize) -> Self {
+        CsrMatrix { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
+    }
+
+    /// Builds a matrix from per-row `(column, value)` lists (columns sorted, below `n_cols`).
+    pub fn from_rows(n_cols: usize, rows: Vec<Vec<(u32, f64)>>) -> Self {
+        let nnz = rows.iter().map(|r| r.len()).sum();
+        let mut m = CsrMatrix {
+            n_rows: rows.len(),
+            n_cols,
+            indptr: Vec::with_capacity(rows.len() + 1),
+            indices: Vec::with_capacity(nnz),
+            data: Vec::with_capacity(nnz),
+        };
+        m.indptr.push(0);
+        for r in rows {
+            for (c, v) in r {
+                m.indices.push(c);
+                m.data.push(v);
+            }
+            m.indptr.push(m.indices.len());
+        }
+        m
+    }
+
+    /// Builds a matrix from raw CSR arrays, checking their consistency.
+    pub fn from_parts(n_rows: usize, n_cols: usize, indptr: Vec<usize>, indices: Vec<u32>, data: Vec<f64>) -> Result<Self> {
+        ensure!(indptr.len() == n_rows + 1, "indptr has {} entries, expected {}", indptr.len(), n_rows + 1);
+        ensure!(indices.len() == data.len(), "indices ({}) and data ({}) differ in length", indices.len(), data.len());
+        ensure!(indptr[0] == 0 && *indptr.last().unwrap() == data.len(), "indptr does not span the data");
+        ensure!(indptr.windows(2).all(|w| w[0] <= w[1]), "indptr is not monotone");
+        ensure!(indices.iter().all(|&c| (c as usize) < n_cols), "a column index is out of range");
+        Ok(CsrMatrix { n_rows, n_cols, indptr, indices, data })
+    }
+
+    /// Dense copy (for small matrices: tests and comparisons).
+    pub fn to_dense(&self) -> ndarray::Array2<f64> {
+        let mut a = ndarray::Array2::zeros((self.n_rows, self.n_cols));
+        for i in 0..self.n_rows {
+            let (c, v) = self.row(i);
+            for (&c, &v) in c.iter().zip(v) {
+                a[[i, c as usize]] = v;
+            }
+        }
+        a
+    }
+
+    /// Sparse copy of a dense matrix (zeros are not stored).
+    pub fn from_dense(a: &ndarray::ArrayView2<f64>) -> Self {
+        let rows = a
+            .outer_iter()
+            .map(|r| r.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(c, &v)| (c as u32, v)).collect())
+            .collect();
+        CsrMatrix::from_rows(a.ncols(), rows)
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Column indices and values of row `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> (&[u32], &[f64]) {
+        let (a, b) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// `x_i . w` for row `i` (`w` at least `n_cols` long).
+    #[inline]
+    pub fn row_dot(&self, i: usize, w: &[f64]) -> f64 {
+        let (c, v) = self.row(i);
+        c.iter().zip(v).map(|(&c, &v)| v * w[c as usize]).sum()
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select_rows(&self, idx: &[usize]) -> CsrMatrix {
+        let mut m = CsrMatrix { n_rows: idx.len(), n_cols: self.n_cols, indptr: Vec::with_capacity(idx.len() + 1), ..Default::default() };
+        m.indptr.push(0);
+        for &i in idx {
+            let (c, v) = self.row(i);
+            m.indices.extend_from_slice(c);
+            m.data.extend_from_slice(v);
+            m.indptr.push(m.indices.len());
+        }
+        m
+    }
+
+    /// Side-by-side concatenation (scipy's `hstack`): the columns of `b` follow those of `a`.
+    pub fn hstack(a: &CsrMatrix, b: &CsrMatrix) -> Result<CsrMatrix> {
+        ensure!(a.n_rows == b.n_rows, "hstack of {} and {} rows", a.n_rows, b.n_rows);
+        let off = u32::try_from(a.n_cols)?;
+        let mut m = CsrMatrix {
+            n_rows: a.n_rows,
+            n_cols: a.n_cols + b.n_cols,
+            indptr: Vec::with_capacity(a.n_rows + 1),
+            indices: Vec::with_capacity(a.nnz() + b.nnz()),
+            data: Vec::with_capacity(a.nnz() + b.nnz()),
+        };
+        m.indptr.push(0);
+        for i in 0..a.n_rows {
+            let (c, v) = a.row(i);
+            m.indices.extend_from_slice(c);
+            m.data.extend_from_slice(v);
+            let (c, v) = b.row(i);
+            m.indices.extend(c.iter().map(|&c| c + off));
+            m.data.extend_from_slice(v);
+            m.indptr.push(m.indices.len());
+        }
+        Ok(m)
+    }
+}
+
+impl linfa::dataset::Records for CsrMatrix {
+    type Elem = f64;
+
+    fn nsamples(&self) -> usize {
+        self.n_rows
+    }
+
+    fn nfeatures(&self) -> usize {
+        self.n_cols
+    }
+}

@@ -1,0 +1,55 @@
+//! The seed's feature map: word tf-idf and char tf-idf fitted separately, hstacked (word columns first).
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::csr::CsrMatrix;
+use super::tfidf::{FittedTfidf, TfidfParams};
+
+/// Parameters of the two vectorizers (seed defaults: [`TfidfParams::seed_word`], [`TfidfParams::seed_char`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextFeaturesParams {
+    /// Word vectorizer.
+    pub word: TfidfParams,
+    /// Char vectorizer.
+    pub char: TfidfParams,
+}
+
+impl Default for TextFeaturesParams {
+    fn default() -> Self {
+        TextFeaturesParams { word: TfidfParams::seed_word(), char: TfidfParams::seed_char() }
+    }
+}
+
+impl TextFeaturesParams {
+    /// Fits both vectorizers on `docs` (in parallel) and returns the stacked training matrix.
+    pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTextFeatures, CsrMatrix)> {
+        let (w, c) = rayon::join(|| self.word.fit_transform(docs), || self.char.fit_transform(docs));
+        let (word, xw) = w.context("fitting the word vectorizer")?;
+        let (char, xc) = c.context("fitting the char vectorizer")?;
+        let x = CsrMatrix::hstack(&xw, &xc)?;
+        Ok((FittedTextFeatures { word, char }, x))
+    }
+}
+
+/// Fitted word + char vectorizers.
+#[derive(Clone, Debug)]
+pub struct FittedTextFeatures {
+    /// Fitted word vectorizer (columns `0..word.n_features()`).
+    pub word: FittedTfidf,
+    /// Fitted char vectorizer (the columns after the word ones).
+    pub char: FittedTfidf,
+}
+
+impl FittedTextFeatures {
+    /// Total number of columns.
+    pub fn n_features(&self) -> usize {
+        self.word.n_features() + self.char.n_features()
+    }
+
+    /// The stacked tf-idf matrix of `docs`.
+    pub fn transform(&self, docs: &[&str]) -> CsrMatrix {
+        let (xw, xc) = rayon::join(|| self.word.transform(docs), || self.char.transform(docs));
+        CsrMatrix::hstack(&xw, &xc).expect("same number of rows")
+    }
+}

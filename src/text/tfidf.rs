@@ -1,0 +1,377 @@
+//! `TfidfVectorizer` with scikit-learn's semantics: fit a vocabulary and idf, transform texts to
+//! l2-normalised tf-idf rows.
+//!
+//! Why our own and not linfa-preprocessing's: its `TfIdfVectorizer` does not keep the fitted idf (it
+//! recomputes document frequencies from whatever it transforms), has no char analyzer, and tokenizes with
+//! a different regex engine; the seed needs the training idf reused for every later transform and
+//! scikit-learn's exact vocabulary.
+//!
+//! Fitting follows `CountVectorizer.fit_transform` + `TfidfTransformer`: count every n-gram, sort the
+//! vocabulary by term (code point order), keep terms with `min_df <= df <= max_df`, then, if more than
+//! `max_features` remain, the `max_features` with the highest corpus term frequency. Ties at that cut are
+//! broken towards the alphabetically smaller term (scikit-learn uses numpy's unstable `argsort`, whose tie
+//! order depends on the CPU's SIMD sort; see docs/model-format.md). idf = ln((1 + n) / (1 + df)) + 1
+//! (smooth), tf = raw count (or 1 + ln(count) when sublinear), rows scaled to unit l2 norm.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, ensure, Result};
+use rayon::prelude::*;
+use rustc_hash::FxBuildHasher;
+use serde::{Deserialize, Serialize};
+
+use super::analyzer::{for_each_char_ngram, for_each_word_ngram, normalize_whitespace, preprocess};
+use super::csr::CsrMatrix;
+use super::interner::Interner;
+
+/// Which analyzer turns a text into terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Analyzer {
+    /// Word n-grams of the tokens of `(?u)\b\w\w+\b`.
+    Word,
+    /// Character n-grams after whitespace normalisation (sklearn's `'char'`).
+    Char,
+}
+
+/// A document-frequency bound: an absolute count or a fraction of the documents (sklearn's int/float).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DfBound {
+    /// At least/at most this many documents.
+    Count(usize),
+    /// This fraction of the documents (`0.0..=1.0`).
+    Fraction(f64),
+}
+
+impl DfBound {
+    fn resolve(self, n_docs: usize) -> f64 {
+        match self {
+            DfBound::Count(c) => c as f64,
+            DfBound::Fraction(f) => f * n_docs as f64,
+        }
+    }
+}
+
+/// Row normalisation after tf-idf weighting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// Unit Euclidean length (sklearn's default `'l2'`).
+    L2,
+    /// No normalisation.
+    None,
+}
+
+/// Parameters of a tf-idf vectorizer (sklearn's `TfidfVectorizer` arguments that the seed uses).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TfidfParams {
+    /// Word or char analyzer.
+    pub analyzer: Analyzer,
+    /// Smallest and largest n-gram length.
+    pub ngram_range: (usize, usize),
+    /// Keep terms in at least this many documents.
+    pub min_df: DfBound,
+    /// Keep terms in at most this many documents.
+    pub max_df: DfBound,
+    /// Keep at most this many terms, by corpus term frequency.
+    pub max_features: Option<usize>,
+    /// Lowercase before analysis.
+    pub lowercase: bool,
+    /// Add one to document frequencies (as if one extra document held every term).
+    pub smooth_idf: bool,
+    /// Replace tf with 1 + ln(tf).
+    pub sublinear_tf: bool,
+    /// Row normalisation.
+    pub norm: Norm,
+}
+
+impl TfidfParams {
+    /// The seed's word vectorizer: ngram (1, 2), min_df 2, max_df 0.9, max_features 200,000.
+    pub fn seed_word() -> Self {
+        TfidfParams {
+            analyzer: Analyzer::Word,
+            ngram_range: (1, 2),
+            min_df: DfBound::Count(2),
+            max_df: DfBound::Fraction(0.9),
+            max_features: Some(200_000),
+            lowercase: true,
+            smooth_idf: true,
+            sublinear_tf: false,
+            norm: Norm::L2,
+        }
+    }
+
+    /// The seed's char vectorizer: ngram (3, 5), min_df 2, max_features 300,000.
+    pub fn seed_char() -> Self {
+        TfidfParams {
+            analyzer: Analyzer::Char,
+            ngram_range: (3, 5),
+            min_df: DfBound::Count(2),
+            max_df: DfBound::Fraction(1.0),
+            max_features: Some(300_000),
+            ..Self::seed_word()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let (a, b) = self.ngram_range;
+        ensure!(a >= 1 && a <= b, "invalid ngram_range ({a}, {b})");
+        for (name, d) in [("min_df", self.min_df), ("max_df", self.max_df)] {
+            if let DfBound::Fraction(f) = d {
+                ensure!((0.0..=1.0).contains(&f), "{name}={f} is not a fraction in [0, 1]");
+            }
+        }
+        Ok(())
+    }
+
+    /// Learns vocabulary and idf from `docs`.
+    pub fn fit(&self, docs: &[&str]) -> Result<FittedTfidf> {
+        Ok(self.fit_transform(docs)?.0)
+    }
+
+    /// Learns vocabulary and idf from `docs` and returns their tf-idf matrix too.
+    pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTfidf, CsrMatrix)> {
+        self.validate()?;
+        let n_docs = docs.len();
+        ensure!(n_docs > 0, "cannot fit a vectorizer on zero documents");
+        // 1. Count terms per chunk of documents (in parallel), with chunk-local term ids.
+        let n_chunks = (rayon::current_num_threads() * 4).clamp(1, n_docs);
+        let chunk_len = n_docs.div_ceil(n_chunks);
+        let chunks: Vec<LocalCounts> =
+            docs.par_chunks(chunk_len).map(|c| LocalCounts::count(self, c)).collect();
+        let dbg = std::env::var("H1DBG").is_ok(); let t0 = std::time::Instant::now();
+        if dbg { eprintln!("count {:?}", t0.elapsed()); }
+        // 2. Merge chunk vocabularies into global ids.
+        let mut global = Interner::default();
+        let mut maps: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
+        for ch in &chunks {
+            let map = (0..ch.terms.len() as u32)
+                .map(|i| global.intern_hashed(ch.terms.get(i), ch.terms.hash_of(i)))
+                .collect();
+            maps.push(map);
+        }
+        let n_terms = global.len();
+        ensure!(n_terms > 0, "empty vocabulary: the documents contain no terms of the {:?} analyzer", self.analyzer);
+        let mut df = vec![0u32; n_terms];
+        let mut tf = vec![0u64; n_terms];
+        for (ch, map) in chunks.iter().zip(&maps) {
+            for &(lid, c) in &ch.entries {
+                let g = map[lid as usize] as usize;
+                df[g] += 1;
+                tf[g] += c as u64;
+            }
+        }
+        if dbg { eprintln!("merge+df {:?} terms {}", t0.elapsed(), n_terms); }
+        // 3. Prune by document frequency, rank by term frequency, sort by term.
+        let high = self.max_df.resolve(n_docs);
+        let low = self.min_df.resolve(n_docs);
+        ensure!(high >= low, "max_df corresponds to fewer documents than min_df");
+        let term = |g: usize| -> &str { global.get(g as u32) };
+        let mut kept: Vec<u32> =
+            (0..n_terms as u32).filter(|&g| (df[g as usize] as f64) <= high && (df[g as usize] as f64) >= low).collect();
+        if kept.is_empty() {
+            bail!("after pruning, no terms remain; try a lower min_df or a higher max_df");
+        }
+        kept.par_sort_unstable_by(|&a, &b| term(a as usize).cmp(term(b as usize)));
+        if let Some(limit) = self.max_features {
+            if kept.len() > limit {
+                let mut order: Vec<usize> = (0..kept.len()).collect();
+                order.sort_by(|&a, &b| tf[kept[b] as usize].cmp(&tf[kept[a] as usize]).then(a.cmp(&b)));
+                let mut keep_mask = vec![false; kept.len()];
+                for &o in &order[..limit] {
+                    keep_mask[o] = true;
+                }
+                kept = kept.iter().zip(&keep_mask).filter(|(_, k)| **k).map(|(g, _)| *g).collect();
+            }
+        }
+        let mut new_col = vec![u32::MAX; n_terms];
+        for (c, &g) in kept.iter().enumerate() {
+            new_col[g as usize] = c as u32;
+        }
+        let n_smooth = n_docs as f64 + if self.smooth_idf { 1.0 } else { 0.0 };
+        let idf: Vec<f64> = kept
+            .iter()
+            .map(|&g| {
+                let d = df[g as usize] as f64 + if self.smooth_idf { 1.0 } else { 0.0 };
+                (n_smooth / d).ln() + 1.0
+            })
+            .collect();
+        let vocab: Vec<String> = kept.iter().map(|&g| term(g as usize).to_string()).collect();
+        if dbg { eprintln!("prune {:?}", t0.elapsed()); }
+        // 4. Rows of the training matrix from the chunk counts.
+        let rows: Vec<Vec<(u32, f64)>> = chunks
+            .par_iter()
+            .zip(maps.par_iter())
+            .flat_map_iter(|(ch, map)| {
+                (0..ch.doc_ptr.len() - 1).map(|d| {
+                    let mut r: Vec<(u32, f64)> = ch.entries[ch.doc_ptr[d]..ch.doc_ptr[d + 1]]
+                        .iter()
+                        .filter_map(|&(lid, c)| {
+                            let col = new_col[map[lid as usize] as usize];
+                            (col != u32::MAX).then_some((col, c as f64))
+                        })
+                        .collect();
+                    r.sort_unstable_by_key(|e| e.0);
+                    r
+                })
+            })
+            .collect();
+        drop(global);
+        let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
+        let rows = rows.into_par_iter().map(|r| fitted.weigh(r)).collect();
+        let x = CsrMatrix::from_rows(fitted.n_features(), rows);
+        if dbg { eprintln!("rows {:?}", t0.elapsed()); }
+        Ok((fitted, x))
+    }
+}
+
+/// Term counts of one chunk of documents with chunk-local term ids.
+struct LocalCounts {
+    terms: Interner,
+    /// `(local id, count)` per document, documents back to back.
+    entries: Vec<(u32, u32)>,
+    doc_ptr: Vec<usize>,
+}
+
+impl LocalCounts {
+    fn count(p: &TfidfParams, docs: &[&str]) -> LocalCounts {
+        let mut terms = Interner::default();
+        let mut entries = Vec::new();
+        let mut doc_ptr = vec![0];
+        let mut seq: Vec<u32> = Vec::new();
+        let mut scratch = Scratch::default();
+        for doc in docs {
+            seq.clear();
+            let mut intern = |t: &str| seq.push(terms.intern(t));
+            analyze(p, doc, &mut scratch, &mut intern);
+            push_counts(&mut seq, &mut entries);
+            doc_ptr.push(entries.len());
+        }
+        LocalCounts { terms, entries, doc_ptr }
+    }
+}
+
+/// Sorts term ids and appends `(id, count)` runs.
+fn push_counts(seq: &mut [u32], out: &mut Vec<(u32, u32)>) {
+    seq.sort_unstable();
+    let mut i = 0;
+    while i < seq.len() {
+        let mut j = i + 1;
+        while j < seq.len() && seq[j] == seq[i] {
+            j += 1;
+        }
+        out.push((seq[i], (j - i) as u32));
+        i = j;
+    }
+}
+
+/// Reusable buffers for [`analyze`].
+#[derive(Default)]
+struct Scratch {
+    buf: String,
+    offsets: Vec<usize>,
+}
+
+/// Calls `f` with every term of `doc` under the analyzer of `p`.
+fn analyze(p: &TfidfParams, doc: &str, s: &mut Scratch, f: &mut dyn FnMut(&str)) {
+    let pre = preprocess(doc, p.lowercase);
+    match p.analyzer {
+        Analyzer::Word => {
+            let mut tokens = Vec::new();
+            for_each_word_ngram(&pre, p.ngram_range, &mut tokens, &mut s.buf, f);
+        }
+        Analyzer::Char => {
+            let norm = normalize_whitespace(&pre);
+            for_each_char_ngram(&norm, p.ngram_range, &mut s.offsets, f);
+        }
+    }
+}
+
+/// A fitted tf-idf vectorizer: vocabulary (term of each column) and idf, reused for every transform.
+#[derive(Clone, Debug)]
+pub struct FittedTfidf {
+    /// The parameters it was fitted with.
+    pub params: TfidfParams,
+    vocab: Vec<String>,
+    index: HashMap<String, u32, FxBuildHasher>,
+    idf: Vec<f64>,
+}
+
+impl FittedTfidf {
+    /// Rebuilds a fitted vectorizer from its vocabulary (term per column, sorted) and idf (per column).
+    pub fn from_parts(params: TfidfParams, vocab: Vec<String>, idf: Vec<f64>) -> Result<Self> {
+        ensure!(vocab.len() == idf.len(), "vocabulary has {} terms but idf {} values", vocab.len(), idf.len());
+        let mut index = HashMap::with_capacity_and_hasher(vocab.len(), FxBuildHasher);
+        for (i, t) in vocab.iter().enumerate() {
+            if index.insert(t.clone(), i as u32).is_some() {
+                bail!("term {t:?} appears twice in the vocabulary");
+            }
+        }
+        Ok(FittedTfidf { params, vocab, index, idf })
+    }
+
+    /// Number of columns (kept terms).
+    pub fn n_features(&self) -> usize {
+        self.vocab.len()
+    }
+
+    /// The term of each column (sorted in code point order, like sklearn's `get_feature_names_out`).
+    pub fn vocabulary(&self) -> &[String] {
+        &self.vocab
+    }
+
+    /// Column of a term, if it is in the vocabulary (sklearn's `vocabulary_[term]`).
+    pub fn column_of(&self, term: &str) -> Option<usize> {
+        self.index.get(term).map(|&c| c as usize)
+    }
+
+    /// idf of each column.
+    pub fn idf(&self) -> &[f64] {
+        &self.idf
+    }
+
+    /// tf-idf weighting and normalisation of one row of `(column, count)` (columns sorted).
+    fn weigh(&self, mut r: Vec<(u32, f64)>) -> Vec<(u32, f64)> {
+        for e in r.iter_mut() {
+            let tf = if self.params.sublinear_tf { e.1.ln() + 1.0 } else { e.1 };
+            e.1 = tf * self.idf[e.0 as usize];
+        }
+        if self.params.norm == Norm::L2 {
+            let n = r.iter().map(|e| e.1 * e.1).sum::<f64>().sqrt();
+            if n > 0.0 {
+                for e in r.iter_mut() {
+                    e.1 /= n;
+                }
+            }
+        }
+        r
+    }
+
+    /// The tf-idf row of one text (sorted `(column, value)`); terms outside the vocabulary are ignored.
+    pub fn transform_one(&self, doc: &str) -> Vec<(u32, f64)> {
+        let mut s = Scratch::default();
+        self.row_with(doc, &mut s)
+    }
+
+    fn row_with(&self, doc: &str, s: &mut Scratch) -> Vec<(u32, f64)> {
+        let mut seq: Vec<u32> = Vec::new();
+        analyze(&self.params, doc, s, &mut |t| {
+            if let Some(&c) = self.index.get(t) {
+                seq.push(c);
+            }
+        });
+        let mut counts = Vec::with_capacity(seq.len());
+        push_counts(&mut seq, &mut counts);
+        self.weigh(counts.into_iter().map(|(c, n)| (c, n as f64)).collect())
+    }
+
+    /// tf-idf matrix of `docs` with the fitted vocabulary and idf (rows in parallel).
+    pub fn transform(&self, docs: &[&str]) -> CsrMatrix {
+        let rows: Vec<Vec<(u32, f64)>> = docs
+            .par_iter()
+            .map_init(Scratch::default, |s, d| self.row_with(d, s))
+            .collect();
+        CsrMatrix::from_rows(self.n_features(), rows)
+    }
+}

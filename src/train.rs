@@ -1,0 +1,381 @@
+//! Step 10: `train_baseline` — word + char TF-IDF and one logistic regression per label, thresholds
+//! picked on validation, metrics per split; saved to and loaded from `models/baseline_tfidf_lr/`.
+//!
+//! Seed semantics (cell 10): fit `TfidfVectorizer(word, (1,2), min_df 2, max_df 0.9, max_features 200k)`
+//! and `TfidfVectorizer(char, (3,5), min_df 2, max_features 300k)` on the train texts, hstack them, fit
+//! `LogisticRegression(solver='liblinear', C=1.0, class_weight='balanced')` per label, and choose each
+//! label's threshold as the first best validation F1 on the grid 0.10, 0.15, ..., 0.90.
+//! A label whose train part has one class only cannot be fitted: it gets a constant model (probability
+//! 0 or 1) and a note in [`Metrics::notes`] instead of a crash.
+
+pub mod artifacts;
+
+use anyhow::{bail, Context, Result};
+use ndarray::Array2;
+use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::labels::{Scorer, LABELS};
+use crate::linear::{expit, LogRegModel, LogRegParams};
+use crate::split::{MlReady, Part};
+use crate::text::{CsrMatrix, FittedTextFeatures, TextFeaturesParams};
+
+/// Folder name of the saved model under `<out>/models/` (seed: `models/baseline_tfidf_lr`).
+pub const MODEL_DIR: &str = "baseline_tfidf_lr";
+
+/// Parameters of [`train_baseline`] (seed defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineParams {
+    /// The two vectorizers.
+    pub features: TextFeaturesParams,
+    /// The per-label logistic regression.
+    pub logreg: LogRegParams,
+    /// Candidate thresholds, tried in order (first best F1 wins).
+    pub threshold_grid: Vec<f64>,
+    /// Labels to train (names of [`LABELS`]).
+    pub labels: Vec<String>,
+}
+
+/// The seed's threshold grid: `np.arange(0.1, 0.91, 0.05)` = 0.10, 0.15, ..., 0.90.
+pub fn seed_threshold_grid() -> Vec<f64> {
+    (0..17).map(|k| 0.1 + k as f64 * 0.05).collect()
+}
+
+impl Default for BaselineParams {
+    fn default() -> Self {
+        BaselineParams {
+            features: TextFeaturesParams::default(),
+            logreg: LogRegParams::default(),
+            threshold_grid: seed_threshold_grid(),
+            labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The model of one label.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LabelModel {
+    /// A fitted logistic regression.
+    Logreg(LogRegModel),
+    /// A constant probability, used when the train part has one class only.
+    Constant {
+        /// The probability returned for every text.
+        proba: f64,
+        /// Why no model was fitted.
+        reason: String,
+    },
+}
+
+impl LabelModel {
+    fn proba_row(&self, cols: &[u32], vals: &[f64]) -> f64 {
+        match self {
+            LabelModel::Logreg(m) => expit(m.decision_row(cols, vals)),
+            LabelModel::Constant { proba, .. } => *proba,
+        }
+    }
+}
+
+/// The fitted baseline: vectorizers, one model and one threshold per label.
+#[derive(Clone, Debug)]
+pub struct Baseline {
+    labels: Vec<String>,
+    features: FittedTextFeatures,
+    models: Vec<LabelModel>,
+    thresholds: Vec<f64>,
+    threshold_reasons: Vec<String>,
+}
+
+impl Baseline {
+    /// Assembles a baseline from its parts (used by [`Baseline::load`]).
+    pub fn from_parts(
+        labels: Vec<String>,
+        features: FittedTextFeatures,
+        models: Vec<LabelModel>,
+        thresholds: Vec<f64>,
+        threshold_reasons: Vec<String>,
+    ) -> Result<Self> {
+        let n = labels.len();
+        if models.len() != n || thresholds.len() != n || threshold_reasons.len() != n {
+            bail!("baseline parts disagree: {n} labels, {} models, {} thresholds", models.len(), thresholds.len());
+        }
+        for (l, m) in labels.iter().zip(&models) {
+            if let LabelModel::Logreg(m) = m {
+                if m.coef.len() != features.n_features() {
+                    bail!("model {l:?} has {} weights for {} features", m.coef.len(), features.n_features());
+                }
+            }
+        }
+        Ok(Baseline { labels, features, models, thresholds, threshold_reasons })
+    }
+
+    /// The fitted vectorizers.
+    pub fn features(&self) -> &FittedTextFeatures {
+        &self.features
+    }
+
+    /// The model of each label (same order as the labels).
+    pub fn models(&self) -> &[LabelModel] {
+        &self.models
+    }
+
+    /// Why each threshold has its value ("best val F1 ...", or what calibration wrote).
+    pub fn threshold_reasons(&self) -> &[String] {
+        &self.threshold_reasons
+    }
+
+    /// Index of a label name.
+    pub fn label_index(&self, label: &str) -> Result<usize> {
+        self.labels
+            .iter()
+            .position(|l| l == label)
+            .with_context(|| format!("unknown label {label:?} (model labels: {:?})", self.labels))
+    }
+
+    /// Replaces one label's threshold (calibration), recording why.
+    pub fn set_threshold(&mut self, label: &str, threshold: f64, reason: &str) -> Result<()> {
+        if !(0.0..=1.0).contains(&threshold) {
+            bail!("threshold {threshold} for {label:?} is not in [0, 1]");
+        }
+        let i = self.label_index(label)?;
+        self.thresholds[i] = threshold;
+        self.threshold_reasons[i] = reason.to_string();
+        Ok(())
+    }
+
+    /// The stacked tf-idf matrix of `texts` (the first half of [`Scorer::predict_proba`]).
+    pub fn transform(&self, texts: &[&str]) -> CsrMatrix {
+        self.features.transform(texts)
+    }
+
+    /// Probabilities (rows x labels) of already transformed rows.
+    pub fn predict_proba_features(&self, x: &CsrMatrix) -> Array2<f64> {
+        let k = self.labels.len();
+        let mut flat = vec![0.0; x.n_rows * k];
+        flat.par_chunks_mut(k.max(1)).enumerate().for_each(|(i, row)| {
+            let (c, v) = x.row(i);
+            for (j, m) in self.models.iter().enumerate() {
+                row[j] = m.proba_row(c, v);
+            }
+        });
+        Array2::from_shape_vec((x.n_rows, k), flat).expect("rows x labels")
+    }
+
+    /// Writes the artifacts to `dir` (see docs/model-format.md).
+    pub fn save(&self, dir: impl AsRef<std::path::Path>) -> Result<()> {
+        artifacts::save(self, dir.as_ref())
+    }
+
+    /// Reads artifacts written by [`Baseline::save`].
+    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        artifacts::load(dir.as_ref())
+    }
+}
+
+impl Scorer for Baseline {
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+
+    /// Transforms and scores in blocks of 8192 texts (bounded memory, parallel inside each block).
+    fn predict_proba(&self, texts: &[&str]) -> Array2<f64> {
+        const BLOCK: usize = 8192;
+        let mut out = Array2::zeros((texts.len(), self.labels.len()));
+        for (b, chunk) in texts.chunks(BLOCK).enumerate() {
+            let x = self.transform(chunk);
+            let p = self.predict_proba_features(&x);
+            out.slice_mut(ndarray::s![b * BLOCK..b * BLOCK + chunk.len(), ..]).assign(&p);
+        }
+        out
+    }
+}
+
+/// One line of the metrics table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    /// Label name.
+    pub label: String,
+    /// "train", "val" or "test".
+    pub split: String,
+    /// Positive rows in that split.
+    pub support: usize,
+    /// Precision at the threshold (0 when nothing is flagged).
+    pub precision: f64,
+    /// Recall at the threshold (0 when there are no positives).
+    pub recall: f64,
+    /// F1 at the threshold (0 when precision + recall is 0).
+    pub f1: f64,
+    /// The label's threshold.
+    pub threshold: f64,
+}
+
+/// What [`train_baseline`] measured: the metrics table, notes (labels that could not be fitted, ...)
+/// and timings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    /// One row per label and split.
+    pub rows: Vec<MetricRow>,
+    /// Things the user must know (degenerate labels, thresholds chosen without positives).
+    pub notes: Vec<String>,
+    /// Seconds spent fitting the vectorizers.
+    pub vectorize_seconds: f64,
+    /// Seconds spent fitting the models.
+    pub fit_seconds: f64,
+}
+
+impl Metrics {
+    /// The table (label, split, support, precision, recall, f1, threshold) as a DataFrame.
+    pub fn table(&self) -> Result<DataFrame> {
+        let r = &self.rows;
+        Ok(DataFrame::new(
+            r.len(),
+            vec![
+                Column::new("label".into(), r.iter().map(|m| m.label.clone()).collect::<Vec<_>>()),
+                Column::new("split".into(), r.iter().map(|m| m.split.clone()).collect::<Vec<_>>()),
+                Column::new("support".into(), r.iter().map(|m| m.support as i64).collect::<Vec<_>>()),
+                Column::new("precision".into(), r.iter().map(|m| m.precision).collect::<Vec<_>>()),
+                Column::new("recall".into(), r.iter().map(|m| m.recall).collect::<Vec<_>>()),
+                Column::new("f1".into(), r.iter().map(|m| m.f1).collect::<Vec<_>>()),
+                Column::new("threshold".into(), r.iter().map(|m| m.threshold).collect::<Vec<_>>()),
+            ],
+        )?)
+    }
+
+    /// Writes the table as CSV.
+    pub fn save_csv(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut df = self.table()?;
+        let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        CsvWriter::new(f).finish(&mut df).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// Precision, recall and F1 of `p >= t` against `y` (scikit-learn's with `zero_division=0`).
+pub fn precision_recall_f1(y: &[bool], p: &[f64], t: f64) -> (f64, f64, f64) {
+    let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+    for (&y, &p) in y.iter().zip(p) {
+        match (y, p >= t) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            _ => {}
+        }
+    }
+    let prec = if tp + fp > 0 { tp as f64 / (tp + fp) as f64 } else { 0.0 };
+    let rec = if tp + fn_ > 0 { tp as f64 / (tp + fn_) as f64 } else { 0.0 };
+    let f1 = if 2 * tp + fp + fn_ > 0 { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 } else { 0.0 };
+    (prec, rec, f1)
+}
+
+/// The first threshold of `grid` with the best F1 of `p >= t` against `y`, and that F1.
+pub fn best_threshold(y: &[bool], p: &[f64], grid: &[f64]) -> (f64, f64) {
+    let mut best = (grid.first().copied().unwrap_or(0.5), f64::NEG_INFINITY);
+    for &t in grid {
+        let f1 = precision_recall_f1(y, p, t).2;
+        if f1 > best.1 {
+            best = (t, f1);
+        }
+    }
+    best
+}
+
+/// Fits the baseline on the `train` part of `ml`, picks thresholds on `val`, reports train/val/test.
+pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline, Metrics)> {
+    let mut metrics = Metrics::default();
+    let train_texts = ml.texts(Part::Train);
+    anyhow::ensure!(!train_texts.is_empty(), "the train part is empty: nothing to fit");
+    let t0 = std::time::Instant::now();
+    let (features, x_train) = params.features.fit_transform(&train_texts).context("fitting the TF-IDF features")?;
+    metrics.vectorize_seconds = t0.elapsed().as_secs_f64();
+    let mut xs = vec![(Part::Train, x_train)];
+    for part in [Part::Val, Part::Test] {
+        xs.push((part, features.transform(&ml.texts(part))));
+    }
+    let ys: Vec<Vec<Vec<bool>>> = params
+        .labels
+        .iter()
+        .map(|l| {
+            Part::ALL
+                .iter()
+                .map(|&p| Ok(ml.targets(l, p)?.into_iter().map(|v| v == 1).collect()))
+                .collect::<Result<Vec<Vec<bool>>>>()
+        })
+        .collect::<Result<_>>()?;
+    let t1 = std::time::Instant::now();
+    let models: Vec<LabelModel> = params
+        .labels
+        .par_iter()
+        .zip(ys.par_iter())
+        .map(|(label, y)| {
+            let pos = y[0].iter().filter(|&&b| b).count();
+            if pos == 0 || pos == y[0].len() {
+                let proba = if pos == 0 { 0.0 } else { 1.0 };
+                let reason = format!(
+                    "label {label:?}: {pos} positive of {} train rows; one class only, so no model was fitted \
+                     (constant probability {proba})",
+                    y[0].len()
+                );
+                Ok(LabelModel::Constant { proba, reason })
+            } else {
+                let m = params.logreg.fit_sparse(&xs[0].1, &y[0]).with_context(|| format!("fitting label {label:?}"))?;
+                Ok(LabelModel::Logreg(m))
+            }
+        })
+        .collect::<Result<_>>()?;
+    metrics.fit_seconds = t1.elapsed().as_secs_f64();
+    for m in &models {
+        if let LabelModel::Constant { reason, .. } = m {
+            metrics.notes.push(reason.clone());
+        }
+        if let LabelModel::Logreg(LogRegModel { solver: Some(s), .. }) = m {
+            if !s.converged {
+                metrics.notes.push(format!("a solver stopped before its tolerance: {s:?}"));
+            }
+        }
+    }
+    let probas: Vec<Vec<Vec<f64>>> = models
+        .iter()
+        .map(|m| {
+            xs.iter()
+                .map(|(_, x)| (0..x.n_rows).map(|i| { let (c, v) = x.row(i); m.proba_row(c, v) }).collect())
+                .collect()
+        })
+        .collect();
+    let mut thresholds = Vec::new();
+    let mut reasons = Vec::new();
+    for (j, label) in params.labels.iter().enumerate() {
+        let (yv, pv) = (&ys[j][1], &probas[j][1]);
+        let (t, f1) = best_threshold(yv, pv, &params.threshold_grid);
+        let npos = yv.iter().filter(|&&b| b).count();
+        let reason = if npos == 0 {
+            metrics.notes.push(format!(
+                "label {label:?}: no positives in val, threshold {t} is the first of the grid, not a choice"
+            ));
+            "no positives in val: first grid value".to_string()
+        } else {
+            format!("best val F1 {f1:.4} on grid")
+        };
+        thresholds.push(t);
+        reasons.push(reason);
+        for (k, part) in Part::ALL.iter().enumerate() {
+            let (p, r, f) = precision_recall_f1(&ys[j][k], &probas[j][k], t);
+            metrics.rows.push(MetricRow {
+                label: label.clone(),
+                split: part.as_str().to_string(),
+                support: ys[j][k].iter().filter(|&&b| b).count(),
+                precision: p,
+                recall: r,
+                f1: f,
+                threshold: t,
+            });
+        }
+    }
+    let baseline = Baseline::from_parts(params.labels.clone(), features, models, thresholds, reasons)?;
+    Ok((baseline, metrics))
+}

@@ -1,0 +1,150 @@
+//! Step 11-12 math against scikit-learn: precision-recall curve points bit-identical to
+//! `sklearn.metrics.precision_recall_curve` on real-ish scores of real review texts, including ties and
+//! 0 / 1 / 5 positives, and the argmax-F1 threshold equal to the seed's numpy computation.
+//!
+//! Needs python3 (env REVMOD_PYTHON) with scikit-learn (tests/peers/requirements.txt).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use polars::prelude::*;
+use revmod::eval::{pr_curve, Counts};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
+
+/// (text, violation) of real reviews: `policy_label == 0` is a policy violation.
+fn reviews(part: &str) -> Vec<(String, bool)> {
+    let path = format!("{DATA}/{part}");
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(path.clone().into()))
+        .unwrap()
+        .finish()
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let text = df.column("text").unwrap().str().unwrap().clone();
+    let lab = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
+    let lab = lab.i64().unwrap();
+    text.iter()
+        .zip(lab.iter())
+        .filter_map(|(t, l)| Some((t?.to_string(), l? == 0)))
+        .collect()
+}
+
+fn words(t: &str) -> Vec<String> {
+    t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_string).collect()
+}
+
+/// Real-ish probabilities: a smoothed word log-odds model fit on `train`, applied to `test` texts.
+fn nb_scores(train: &[(String, bool)], test: &[(String, bool)]) -> Vec<f64> {
+    let mut pos: HashMap<String, f64> = HashMap::new();
+    let mut neg: HashMap<String, f64> = HashMap::new();
+    for (t, y) in train {
+        for w in words(t) {
+            *(if *y { &mut pos } else { &mut neg }).entry(w).or_default() += 1.0;
+        }
+    }
+    let prior = (train.iter().filter(|x| x.1).count() as f64 + 1.0) / (train.len() as f64 + 2.0);
+    test.iter()
+        .map(|(t, _)| {
+            let mut z = (prior / (1.0 - prior)).ln();
+            for w in words(t) {
+                z += ((pos.get(&w).unwrap_or(&0.0) + 1.0) / (neg.get(&w).unwrap_or(&0.0) + 1.0)).ln() * 0.05;
+            }
+            1.0 / (1.0 + (-z).exp())
+        })
+        .collect()
+}
+
+fn python() -> String {
+    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn write_f64(path: &Path, v: &[f64]) {
+    std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
+fn read_f64(path: &Path) -> Vec<f64> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Runs the scikit-learn peer on all cases and checks every curve point bit for bit.
+fn check_against_sklearn(cases: &[(String, Vec<bool>, Vec<f64>)]) {
+    let dir: PathBuf = std::env::temp_dir().join(format!("revmod-eval-pr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+    std::fs::write(dir.join("cases.txt"), names.join("\n")).unwrap();
+    for (name, y, s) in cases {
+        std::fs::write(dir.join(format!("{name}.y")), y.iter().map(|&b| b as u8).collect::<Vec<u8>>()).unwrap();
+        write_f64(&dir.join(format!("{name}.s")), s);
+    }
+    let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/sklearn_pr.py");
+    let out = Command::new(python()).arg(peer).arg(&dir).output().expect("running python3");
+    assert!(out.status.success(), "peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    for (name, y, s) in cases {
+        let c = pr_curve(y, s).unwrap();
+        let p = read_f64(&dir.join(format!("{name}.prec")));
+        let r = read_f64(&dir.join(format!("{name}.rec")));
+        let t = read_f64(&dir.join(format!("{name}.thr")));
+        let best = read_f64(&dir.join(format!("{name}.best")))[0];
+        assert_eq!(bits(&c.thresholds), bits(&t), "{name}: thresholds differ from scikit-learn");
+        assert_eq!(bits(&c.precision), bits(&p), "{name}: precision differs from scikit-learn");
+        assert_eq!(bits(&c.recall), bits(&r), "{name}: recall differs from scikit-learn");
+        assert_eq!(c.best_f1().threshold.to_bits(), best.to_bits(), "{name}: argmax-F1 threshold differs");
+        assert_eq!(c.positives, y.iter().filter(|&&b| b).count());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn pr_curve_points_equal_scikit_learn_on_real_review_scores() {
+    let train = reviews("part1.csv");
+    let test = reviews("part2.csv");
+    let s = nb_scores(&train, &test);
+    let y: Vec<bool> = test.iter().map(|x| x.1).collect();
+    assert!(y.iter().filter(|&&b| b).count() > 100, "the data must have violations");
+    let round = |v: &[f64], k: f64| v.iter().map(|x| (x * k).round() / k).collect::<Vec<_>>();
+    let clean: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).take(400).collect();
+    let bad: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
+    let subset = |npos: usize| {
+        let idx: Vec<usize> = clean.iter().copied().chain(bad.iter().copied().take(npos)).collect();
+        (idx.iter().map(|&i| y[i]).collect::<Vec<_>>(), idx.iter().map(|&i| s[i]).collect::<Vec<_>>())
+    };
+    let mut cases = vec![
+        ("full".to_string(), y.clone(), s.clone()),
+        ("ties_2dp".to_string(), y.clone(), round(&s, 100.0)),
+        ("ties_1dp".to_string(), y.clone(), round(&s, 10.0)),
+    ];
+    for npos in [0, 1, 5] {
+        let (yy, ss) = subset(npos);
+        cases.push((format!("pos{npos}"), yy, ss));
+    }
+    cases.push(("one_row".into(), vec![true], vec![0.3]));
+    cases.push(("all_tied".into(), vec![true, false, true], vec![0.5, 0.5, 0.5]));
+    cases.push(("all_positive".into(), vec![true; 50], s[..50].to_vec()));
+    check_against_sklearn(&cases);
+}
+
+#[test]
+fn metrics_at_threshold_are_consistent_with_the_curve() {
+    // Every curve point is the (precision, recall) of flagging `score >= threshold`.
+    let train = reviews("part3.csv");
+    let test = reviews("part6.csv");
+    let s = nb_scores(&train, &test);
+    let y: Vec<bool> = test.iter().map(|x| x.1).collect();
+    let c = pr_curve(&y, &s).unwrap();
+    for i in (0..c.thresholds.len()).step_by(97) {
+        let k = Counts::at_threshold(&y, &s, c.thresholds[i]).unwrap();
+        assert_eq!(k.precision(), c.precision[i]);
+        assert_eq!(k.recall(), c.recall[i]);
+        assert_eq!(k.total(), y.len());
+    }
+}

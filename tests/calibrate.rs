@@ -128,3 +128,80 @@ fn five_positives_pass_the_count_rule_and_meet_the_flag_rate_rule() {
     let (c2, _) = calibrate_label("ads", &y, &s, 0.5, &loose).unwrap();
     assert!(c2.updated && c2.guard_reason.is_none());
 }
+
+#[path = "h1_support/mod.rs"]
+mod h1_support;
+
+/// A baseline trained like the seed on 6,000 real reviews with derived labels (`spam` kept rare: a
+/// handful of validation positives, the seed's situation), plus the split frame.
+fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
+    let reviews = h1_support::reviews(6000);
+    let labeled = h1_support::labeled_frame(&reviews, 1500);
+    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
+    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    (model, ml)
+}
+
+#[test]
+fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
+    use revmod::eval::{calibrate, frame};
+    use revmod::labels::Scorer;
+    let (mut model, ml) = trained();
+    let on = calibrate(&model, &ml.df, &CalibrateParams::default()).unwrap();
+    let off = calibrate(&model, &ml.df, &CalibrateParams { guard: false, ..CalibrateParams::default() }).unwrap();
+    // Curves are the PR curves of the model's validation probabilities.
+    let val = frame::split_rows(&ml.df, "val").unwrap();
+    let (texts, _) = frame::texts(&ml.df, "text").unwrap();
+    let p = model.predict_proba(&frame::take(&texts, &val));
+    for (j, l) in on.labels.iter().enumerate() {
+        let y = frame::take(&frame::targets(&ml.df, frame::target_of(&l.label).unwrap()).unwrap(), &val);
+        assert_eq!(on.curves[j], pr_curve(&y, &p.column(j).to_vec()).unwrap(), "{}", l.label);
+        assert_eq!(l.old_threshold, model.thresholds()[j]);
+        // Guard off = the seed: argmax F1 everywhere. Guard on: same unless the guard objects.
+        assert_eq!(off.labels[j].new_threshold, l.best.threshold);
+        assert_eq!(l.updated, l.guard_reason.is_none());
+        if l.positives < 5 {
+            assert!(!l.updated, "{} has {} val positives", l.label, l.positives);
+        }
+    }
+    let spam = &on.labels[4];
+    assert!(spam.positives < 5, "the derived spam label should be rare on val: {spam:?}");
+    assert!(on.warnings().iter().any(|w| w.contains("`spam`") && w.contains("kept previous threshold")));
+    assert!(off.warnings().iter().any(|w| w.contains("`spam`") && w.contains("guard OFF")));
+    let html = revmod::show::Show::html(&on.show().unwrap());
+    assert!(html.contains("Small-support guard") && html.contains("KEPT (guard)") && html.contains("<svg"));
+
+    // Persist: apply to the model, save it, update thresholds.json, load it back.
+    let dir = std::env::temp_dir().join(format!("revmod-calibrate-{}", std::process::id()));
+    on.apply(&mut model).unwrap();
+    model.save(&dir).unwrap();
+    on.update_thresholds_json(dir.join("thresholds.json")).unwrap();
+    let back = revmod::train::Baseline::load(&dir).unwrap();
+    assert_eq!(back.thresholds(), on.thresholds().as_slice());
+    assert!(back.threshold_reasons()[4].starts_with("kept by the small-support guard"), "{:?}", back.threshold_reasons());
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("thresholds.json")).unwrap()).unwrap();
+    assert_eq!(json["calibration"]["guard"], true);
+    assert_eq!(json["calibration"]["labels"]["spam"]["status"], "KEPT (guard)");
+    assert!(json["calibration"]["labels"]["spam"]["reason"].as_str().unwrap().contains("validation positive"));
+    let charts = on.save_charts(dir.join("charts")).unwrap();
+    assert_eq!(charts.len(), 6);
+    assert!(charts.iter().all(|c| std::fs::read_to_string(c).unwrap().starts_with("<svg")));
+
+    // The seed's cautionary tale, measured: flag rates on reviews the model never saw.
+    let unseen: Vec<String> = h1_support::reviews(12000)[6000..].iter().map(|r| r.text.clone()).collect();
+    let refs: Vec<&str> = unseen.iter().map(String::as_str).collect();
+    let pu = model.predict_proba(&refs);
+    for (j, l) in on.labels.iter().enumerate() {
+        let rate = |t: f64| pu.column(j).iter().filter(|&&x| x >= t).count() as f64 / refs.len() as f64;
+        eprintln!(
+            "{:<10} val positives {:>4}  guard on: threshold {:.4} flags {:>5.1}%   guard off: threshold {:.4} flags {:>5.1}%",
+            l.label,
+            l.positives,
+            l.new_threshold,
+            100.0 * rate(l.new_threshold),
+            off.labels[j].new_threshold,
+            100.0 * rate(off.labels[j].new_threshold)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -78,7 +78,9 @@ fn bits(v: &[f64]) -> Vec<u64> {
 
 /// Runs the scikit-learn peer on all cases and checks every curve point bit for bit.
 fn check_against_sklearn(cases: &[(String, Vec<bool>, Vec<f64>)]) {
-    let dir: PathBuf = std::env::temp_dir().join(format!("revmod-eval-pr-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir: PathBuf = std::env::temp_dir().join(format!("revmod-eval-pr-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
     std::fs::write(dir.join("cases.txt"), names.join("\n")).unwrap();
@@ -147,4 +149,96 @@ fn metrics_at_threshold_are_consistent_with_the_curve() {
         assert_eq!(k.recall(), c.recall[i]);
         assert_eq!(k.total(), y.len());
     }
+}
+
+#[path = "h1_support/mod.rs"]
+mod h1_support;
+
+fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
+    let reviews = h1_support::reviews(6000);
+    let labeled = h1_support::labeled_frame(&reviews, 1500);
+    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
+    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    (model, ml)
+}
+
+#[test]
+fn pr_curve_equals_scikit_learn_on_a_trained_baselines_validation_probabilities() {
+    use revmod::eval::frame;
+    use revmod::labels::Scorer;
+    let (model, ml) = trained();
+    let (texts, _) = frame::texts(&ml.df, "text").unwrap();
+    let mut cases = Vec::new();
+    for split in ["val", "test"] {
+        let rows = frame::split_rows(&ml.df, split).unwrap();
+        let p = model.predict_proba(&frame::take(&texts, &rows));
+        for (j, label) in model.labels().iter().enumerate() {
+            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            cases.push((format!("{label}_{split}"), y, p.column(j).to_vec()));
+        }
+    }
+    check_against_sklearn(&cases);
+}
+
+#[test]
+fn error_analysis_metrics_and_misclassified_files() {
+    use revmod::eval::{error_analysis, frame, ErrorAnalysisParams};
+    use revmod::labels::Scorer;
+    let (model, ml) = trained();
+    let params = ErrorAnalysisParams { top_k: 50, ..ErrorAnalysisParams::default() };
+    let ea = error_analysis(&model, &ml.df, &params).unwrap();
+    assert_eq!(ea.metrics.height(), 10, "5 labels x val/test");
+    assert_eq!(ea.examples.len(), 20, "5 labels x 2 splits x FP/FN");
+    let (texts, _) = frame::texts(&ml.df, "text").unwrap();
+    for split in ["val", "test"] {
+        let rows = frame::split_rows(&ml.df, split).unwrap();
+        let p = model.predict_proba(&frame::take(&texts, &rows));
+        for (j, label) in model.labels().iter().enumerate() {
+            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            let pj = p.column(j).to_vec();
+            let c = Counts::at_threshold(&y, &pj, model.thresholds()[j]).unwrap();
+            let r = ea.metrics.height();
+            let row = (0..r)
+                .find(|&i| {
+                    ea.metrics.column("label").unwrap().str().unwrap().get(i) == Some(label.as_str())
+                        && ea.metrics.column("split").unwrap().str().unwrap().get(i) == Some(split)
+                })
+                .unwrap();
+            let get = |name: &str| ea.metrics.column(name).unwrap().get(row).unwrap().extract::<f64>().unwrap();
+            assert_eq!(get("support") as usize, c.support());
+            assert_eq!(get("precision"), c.precision());
+            assert_eq!(get("recall"), c.recall());
+            assert_eq!(get("f1"), c.f1());
+            for e in ea.examples.iter().filter(|e| &e.label == label && e.split == split) {
+                let want = if e.kind == "FP" { c.fp } else { c.fn_ };
+                assert_eq!(e.rows.height(), want.min(50), "{label} {split} {}", e.kind);
+                let pe: Vec<f64> = e.rows.column(&format!("p_{label}")).unwrap().f64().unwrap().iter().flatten().collect();
+                if e.kind == "FP" {
+                    assert!(pe.windows(2).all(|w| w[0] >= w[1]));
+                    // The kept FPs are the highest-p ones: nothing left out scores higher.
+                    let cut = pe.last().copied().unwrap_or(f64::INFINITY);
+                    let higher = (0..y.len()).filter(|&i| !y[i] && pj[i] >= model.thresholds()[j] && pj[i] > cut).count();
+                    assert!(higher <= e.rows.height());
+                } else {
+                    assert!(pe.windows(2).all(|w| w[0] <= w[1]));
+                }
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("revmod-errors-{}", std::process::id()));
+    let files = ea.save(&dir).unwrap();
+    assert_eq!(files.len(), 21);
+    assert!(dir.join("misclf_ads_val_FP.csv").exists() && dir.join("misclf_relevant_test_FN.csv").exists());
+    let back = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(dir.join("misclf_irrelevant_val_FP.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let orig = &ea.examples.iter().find(|e| e.label == "irrelevant" && e.split == "val" && e.kind == "FP").unwrap().rows;
+    assert_eq!(back.height(), orig.height());
+    assert_eq!(back.column("text").unwrap().str().unwrap().get(0), orig.column("text").unwrap().str().unwrap().get(0));
+    let html = revmod::show::Show::html(&ea.show(3));
+    assert!(html.contains("misclassified") || html.contains("flagged but not labeled"));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -136,7 +136,7 @@ fn distribution_and_examples_follow_the_scored_columns() {
     assert_eq!(flagged, summary.flagged.iter().map(|&x| x as u64).collect::<Vec<_>>());
     assert!(d.chart.0.contains("<svg") && d.chart.0.contains("\nads\n</text>"));
     let ex = label_examples(&scored, "ads", 7, "text", &["id", "nope"]).unwrap();
-    assert_eq!(ex.get_column_names_str(), vec!["text", "p_ads", "id"]);
+    assert_eq!(ex.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>(), vec!["text", "p_ads", "id"]);
     assert_eq!(ex.height(), 7.min(summary.flagged[1]));
     let p: Vec<f64> = ex.column("p_ads").unwrap().f64().unwrap().into_no_null_iter().collect();
     assert!(p.windows(2).all(|w| w[0] >= w[1]) && p.iter().all(|&x| x >= 0.52));
@@ -187,4 +187,17 @@ fn score_files_streams_json_lines_to_parquet_with_bad_lines_reported() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("review-Empty.json"), "{e:#}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[path = "h1_support/mod.rs"]
+mod h1_support;
+
+#[test]
+fn streaming_equals_in_memory_equals_row_by_row_trained_baseline() {
+    let reviews = h1_support::reviews(4000);
+    let labeled = h1_support::labeled_frame(&reviews, 1000);
+    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
+    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    // Score reviews the model never saw.
+    check_streaming_equals_row_by_row(&model, &frame(12_000).slice(4000, 8000));
 }

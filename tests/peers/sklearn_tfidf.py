@@ -2,8 +2,10 @@
 
 stdin: JSON {"texts": [...], "vectorizers": [{"analyzer": "word"|"char", "ngram_range": [a, b],
              "min_df": int|float, "max_df": int|float, "max_features": int|null}, ...]}
+             (a spec may add "transform_texts": [...] to transform other texts with the fitted vectorizer)
 stdout: JSON {"vectorizers": [{"vocabulary": [terms by column], "idf": [...],
-              "indptr": [...], "indices": [...], "data": [...], "tie_at_cut": bool}]}
+              "indptr": [...], "indices": [...], "data": [...], "tie_at_cut": bool,
+              "transform": {"indptr", "indices", "data"} (when asked)}]}
 `tie_at_cut` says whether max_features cut through a group of terms with equal corpus frequency
 (scikit-learn's choice inside such a group depends on numpy's unstable argsort).
 """
@@ -33,7 +35,6 @@ def run(texts, spec):
                                min_df=spec["min_df"], max_df=spec["max_df"])
         xf = full.fit_transform(texts)
         if xf.shape[1] > spec["max_features"]:
-            counts = full.build_analyzer()
             from sklearn.feature_extraction.text import CountVectorizer
             cv = CountVectorizer(analyzer=spec["analyzer"], ngram_range=tuple(spec["ngram_range"]),
                                  min_df=spec["min_df"], max_df=spec["max_df"])
@@ -41,7 +42,12 @@ def run(texts, spec):
             s = np.sort(tf)[::-1]
             k = spec["max_features"]
             tie = bool(s[k - 1] == s[k])
-    return {
+    out = {}
+    if "transform_texts" in spec:
+        xt = v.transform(spec["transform_texts"]).tocsr()
+        xt.sort_indices()
+        out["transform"] = {"indptr": xt.indptr.tolist(), "indices": xt.indices.tolist(), "data": xt.data.tolist()}
+    return out | {
         "vocabulary": vocab,
         "idf": v.idf_.tolist(),
         "indptr": x.indptr.tolist(),

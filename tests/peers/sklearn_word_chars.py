@@ -4,7 +4,8 @@ scikit-learn tokenizes with r"(?u)\\b\\w\\w+\\b" and normalises whitespace with 
 uses different Unicode classes (its \\w includes combining marks and connector punctuation, its \\s lacks
 U+001C..U+001F), so revmod ships Python's classes as range tables. Regenerate with
     python3 tests/peers/sklearn_word_chars.py > src/text/pyword.rs
-(the Unicode version is the one of the Python that runs this; tests/tfidf.rs checks it against `re`).
+(the Unicode version is the one of the Python that runs this). `--json` prints the ranges as JSON for
+tests/tfidf.rs, which checks the shipped table against the running Python's `re`.
 """
 import re
 import sys
@@ -36,6 +37,12 @@ def emit(name, doc, rs):
     print("];")
     print()
 
+
+if len(sys.argv) > 1 and sys.argv[1] == "--json":
+    import json
+    json.dump({"word": ranges(lambda c: W.match(c) is not None),
+               "space": ranges(lambda c: S.match(c) is not None)}, sys.stdout)
+    sys.exit(0)
 
 print("//! Python `re` character classes for str patterns (generated, do not edit).")
 print("//!")

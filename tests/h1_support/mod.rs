@@ -1,0 +1,128 @@
+//! Shared helpers of h1's integration tests (split, tfidf, logreg, train): the Python peers and the
+//! real review texts of ../shared/data/reviews-40k with labels derived from them.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use polars::prelude::*;
+
+/// The Python interpreter of the peers (env REVMOD_PYTHON, default python3).
+pub fn python() -> String {
+    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs `tests/peers/<script>` with `input` as JSON on stdin and parses its JSON stdout.
+pub fn peer(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    let path = format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(python())
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {} {path}: {e}", python()));
+    let body = serde_json::to_vec(input).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "peer {script} failed (install tests/peers/requirements.txt): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("peer {script} printed bad JSON: {e}"))
+}
+
+/// One review of reviews-40k.
+#[derive(Clone, Debug)]
+pub struct Review {
+    pub text: String,
+    pub rating: i64,
+    /// 1 = fine, 0 = policy violation, None = missing.
+    pub policy_label: Option<i64>,
+}
+
+/// The first `n` reviews with a text, across the four CSV parts in file-name order.
+pub fn reviews(n: usize) -> Vec<Review> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let df = CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(f.clone()))
+            .unwrap()
+            .finish()
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let text = df.column("text").unwrap().str().unwrap().clone();
+        let rating = df.column("rating").unwrap().cast(&DataType::Int64).unwrap();
+        let rating = rating.i64().unwrap().clone();
+        let pl = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
+        let pl = pl.i64().unwrap().clone();
+        for ((t, r), p) in text.iter().zip(rating.iter()).zip(pl.iter()) {
+            if let Some(t) = t {
+                out.push(Review { text: t.to_string(), rating: r.unwrap_or(0), policy_label: p });
+                if out.len() == n {
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn has_any(t: &str, words: &[&str]) -> bool {
+    let l = t.to_lowercase();
+    words.iter().any(|w| l.contains(w))
+}
+
+/// Labels derived from a review, in LABELS order (relevant, ads, irrelevant, non_visit, spam):
+/// policy_label for relevance, keyword rules for the others; `spam` is kept rare on purpose
+/// (reviews with "!!!!" among the first `spam_rows` rows only).
+pub fn derived_labels(r: &Review, row: usize, spam_rows: usize) -> [bool; 5] {
+    let relevant = r.policy_label == Some(1);
+    let ads = has_any(&r.text, &["http", "www.", ".com", "discount", "coupon", "promo", "call us"]);
+    let irrelevant = r.policy_label == Some(0) && !ads;
+    let non_visit = has_any(&r.text, &["never been", "haven't been", "have not been", "never went", "didn't go"]);
+    let spam = row < spam_rows && r.text.contains("!!!!");
+    [relevant, ads, irrelevant, non_visit, spam]
+}
+
+/// A labeler-style DataFrame (`text` + the five `is_*` columns as 0/1 Int32 + `rating`) of `reviews`.
+pub fn labeled_frame(reviews: &[Review], spam_rows: usize) -> DataFrame {
+    let labels: Vec<[bool; 5]> = reviews.iter().enumerate().map(|(i, r)| derived_labels(r, i, spam_rows)).collect();
+    let mut cols = vec![
+        Column::new("text".into(), reviews.iter().map(|r| r.text.clone()).collect::<Vec<_>>()),
+        Column::new("rating".into(), reviews.iter().map(|r| r.rating).collect::<Vec<_>>()),
+    ];
+    for (j, name) in revmod::labels::LABEL_COLUMNS.iter().enumerate() {
+        cols.push(Column::new((*name).into(), labels.iter().map(|l| l[j] as i32).collect::<Vec<_>>()));
+    }
+    DataFrame::new(reviews.len(), cols).unwrap()
+}
+
+/// A tiny deterministic generator (splitmix64) for random test inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn unif(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}

@@ -1,0 +1,111 @@
+//! The logistic regression against linfa-logistic (small dense data) and against scikit-learn's
+//! liblinear (real TF-IDF matrices, tests/peers/sklearn_baseline.py).
+
+#[path = "h1_support/mod.rs"]
+mod support;
+
+use linfa::traits::{Fit, Predict};
+use linfa::Dataset;
+use ndarray::{Array1, Array2};
+use revmod::linear::{ClassWeight, LogRegModel, LogRegParams};
+use revmod::text::{CsrMatrix, TfidfParams};
+use serde_json::json;
+use support::{derived_labels, peer, reviews, Rng};
+
+/// Dense data from a known logistic model; `true` is the majority class (linfa-logistic calls the
+/// larger class positive).
+fn dense_data(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array1<bool>) {
+    let mut rng = Rng(seed);
+    let w: Vec<f64> = (0..d).map(|_| rng.unif() * 2.0 - 1.0).collect();
+    let x = Array2::from_shape_fn((n, d), |_| rng.unif() * 2.0 - 1.0);
+    let y = Array1::from_iter(x.outer_iter().map(|r| {
+        let z: f64 = 0.6 + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        rng.unif() < 1.0 / (1.0 + (-z).exp())
+    }));
+    assert!(y.iter().filter(|&&b| b).count() * 2 > n);
+    (x, y)
+}
+
+fn max_diff(a: impl IntoIterator<Item = f64>, b: impl IntoIterator<Item = f64>) -> f64 {
+    a.into_iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn solver_matches_linfa_logistic_on_small_dense_data() {
+    let (x, y) = dense_data(300, 6, 7);
+    let ds = Dataset::new(x.clone(), y.clone());
+    for c in [1.0, 0.1] {
+        // Without intercept both minimise sum(logloss) + ||w||^2 / (2C).
+        let ours: LogRegModel = LogRegParams { c, class_weight: ClassWeight::None, fit_intercept: false, tol: 1e-10, ..Default::default() }
+            .fit(&ds)
+            .unwrap();
+        let theirs = linfa_logistic::LogisticRegression::default()
+            .alpha(1.0 / c)
+            .with_intercept(false)
+            .gradient_tolerance(1e-10)
+            .max_iterations(10_000)
+            .fit(&ds)
+            .unwrap();
+        let d = max_diff(ours.coef.iter().copied(), theirs.params().iter().copied());
+        assert!(d < 1e-5, "C={c}: coefficients differ by {d}");
+        let p_ours: Array1<f64> = ours.predict(&x);
+        let p_theirs = theirs.predict_probabilities(&x);
+        let d = max_diff(p_ours.iter().copied(), p_theirs.iter().copied());
+        assert!(d < 1e-6, "C={c}: probabilities differ by {d}");
+    }
+    // liblinear penalises the intercept: that is linfa without intercept on x plus a column of ones.
+    let ours = LogRegParams { class_weight: ClassWeight::None, tol: 1e-10, ..Default::default() }.fit(&ds).unwrap();
+    let mut x1 = Array2::ones((x.nrows(), x.ncols() + 1));
+    x1.slice_mut(ndarray::s![.., ..x.ncols()]).assign(&x);
+    let theirs = linfa_logistic::LogisticRegression::default()
+        .alpha(1.0)
+        .with_intercept(false)
+        .gradient_tolerance(1e-10)
+        .max_iterations(10_000)
+        .fit(&Dataset::new(x1, y))
+        .unwrap();
+    let d = (ours.intercept - theirs.params()[x.ncols()]).abs();
+    assert!(d < 1e-5, "penalised intercept differs by {d}");
+}
+
+fn csr_json(x: &CsrMatrix) -> serde_json::Value {
+    json!({"n_rows": x.n_rows, "n_cols": x.n_cols, "indptr": x.indptr, "indices": x.indices, "data": x.data})
+}
+
+#[test]
+fn matches_sklearn_liblinear_on_real_tfidf() {
+    let revs = reviews(3000);
+    let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
+    let (train, eval) = texts.split_at(2500);
+    let (f, x) = TfidfParams::seed_word().fit_transform(train).unwrap();
+    let xe = f.transform(eval);
+    // relevant, ads, irrelevant, non_visit, and a rare one: 3 positives.
+    let mut ys: Vec<Vec<bool>> = (0..4).map(|j| (0..train.len()).map(|i| derived_labels(&revs[i], i, 0)[j]).collect()).collect();
+    ys.push((0..train.len()).map(|i| i % 997 == 5).collect());
+    let pos: Vec<usize> = ys.iter().map(|y| y.iter().filter(|&&b| b).count()).collect();
+    assert!(pos.iter().all(|&p| p > 0) && pos[4] == 3, "positives per label {pos:?}");
+    let out = peer(
+        "sklearn_baseline.py",
+        &json!({"mode": "logreg", "X": csr_json(&x), "X_eval": csr_json(&xe),
+                "ys": ys.iter().map(|y| y.iter().map(|&b| b as u8).collect::<Vec<_>>()).collect::<Vec<_>>()}),
+    );
+    for (j, y) in ys.iter().enumerate() {
+        let m = LogRegParams::default().fit_sparse(&x, y).unwrap();
+        assert!(m.solver.unwrap().converged);
+        let ours = m.predict_proba(&xe);
+        let theirs: Vec<f64> = serde_json::from_value(out["proba"][j].clone()).unwrap();
+        let d = max_diff(ours.iter().copied(), theirs);
+        eprintln!("label {j} ({} positives): max |p_ours - p_sklearn| = {d:.2e} (p range {:.4}..{:.4}, {:?})", pos[j],
+            ours.iter().copied().fold(1.0, f64::min), ours.iter().copied().fold(0.0, f64::max), m.solver.unwrap());
+        assert!(d <= 1e-4, "label {j} ({} positives): predict_proba differs from sklearn by {d}", pos[j]);
+        let di = (m.intercept - out["intercept"][j].as_f64().unwrap()).abs();
+        assert!(di <= 1e-3, "label {j}: intercept differs by {di}");
+    }
+}
+
+#[test]
+fn one_class_is_a_clear_error() {
+    let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
+    let e = LogRegParams::default().fit_sparse(&x, &[false, false]).unwrap_err();
+    assert!(format!("{e}").contains("both classes"), "{e}");
+}

@@ -15,7 +15,7 @@ pub mod numpy_rng;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use polars::prelude::{Column, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, ParquetWriter, SerReader};
+use polars::prelude::{Column, CsvReadOptions, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, ParquetWriter, SerReader};
 
 use crate::labels::{LABELS, LABEL_COLUMNS, TARGETS};
 use iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
@@ -115,6 +115,25 @@ pub struct MlReady {
     pub report: SplitReport,
 }
 
+/// Reads a labeled table from a `.parquet` or `.csv` file (chosen by extension; CSV with a header).
+pub fn read_table(path: impl AsRef<Path>) -> Result<DataFrame> {
+    let path = path.as_ref();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "parquet" => {
+            let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            Ok(ParquetReader::new(f).finish().with_context(|| format!("reading parquet {}", path.display()))?)
+        }
+        "csv" => Ok(CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .with_context(|| format!("opening {}", path.display()))?
+            .finish()
+            .with_context(|| format!("reading CSV {}", path.display()))?),
+        _ => bail!("{}: expected a .parquet or .csv file", path.display()),
+    }
+}
+
 /// Maps a label name (`relevant`), target column (`y_relevant`) or labeler column
 /// (`is_relevant_overall`) to its target column.
 pub fn target_column(label: &str) -> Result<&'static str> {
@@ -149,8 +168,8 @@ fn read_flag_column(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
 /// Splits the labeled reviews 70/15/15 like the seed (see the module doc).
 ///
 /// Input: the labeler's DataFrame with the text column and the five `is_*` columns of
-/// [`LABEL_COLUMNS`] (0/1 integers or booleans); a DataFrame that already carries the `y_*` columns of
-/// [`TARGETS`] is accepted too. Other columns are kept.
+/// [`LABEL_COLUMNS`] (0/1 integers, floats or booleans); for each label the `y_*` column of [`TARGETS`]
+/// or a column named like the label ([`LABELS`]) is accepted instead. Other columns are kept.
 pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
     let n = labeled.height();
     let texts = labeled
@@ -161,9 +180,12 @@ pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
         .clone();
     let mut flags: Vec<Vec<Option<bool>>> = Vec::with_capacity(LABELS.len());
     for i in 0..LABELS.len() {
-        let name = if labeled.column(LABEL_COLUMNS[i]).is_ok() { LABEL_COLUMNS[i] } else { TARGETS[i] };
+        let name = [LABEL_COLUMNS[i], TARGETS[i], LABELS[i]]
+            .into_iter()
+            .find(|c| labeled.column(c).is_ok())
+            .unwrap_or(LABEL_COLUMNS[i]);
         flags.push(read_flag_column(labeled, name).with_context(|| {
-            format!("reading label {:?} (column {} or {})", LABELS[i], LABEL_COLUMNS[i], TARGETS[i])
+            format!("reading label {:?} (column {}, {} or {})", LABELS[i], LABEL_COLUMNS[i], TARGETS[i], LABELS[i])
         })?);
     }
     let mut report = SplitReport { n_input: n, ..Default::default() };

@@ -241,8 +241,12 @@ fn preview_is_a_seeded_labeled_table() {
     let b = label_preview(&df, 50, &mut Labeler::rules()).unwrap();
     assert_eq!(a.height(), 50);
     assert!(a.equals_missing(&b), "same seed, same sample and labels");
-    let shown = format!("{a}");
-    assert!(shown.contains("is_relevant_overall") && shown.contains("rules-only"), "{shown}");
+    let shown = format!("{}", a.select(["orig_index", "is_relevant_overall", "backend"]).unwrap());
+    assert!(shown.contains("shape: (50, 3)") && shown.contains("is_relevant_overall") && shown.contains("rules-only"), "{shown}");
+    let names: Vec<String> = a.get_column_names().iter().map(|s| s.to_string()).collect();
+    for c in LABEL_COLUMNS.iter().chain(&["rationale", "gemma_raw", "parse_success", "backend", "model", "llm_p_spam"]) {
+        assert!(names.iter().any(|n| n == c), "missing column {c}: {names:?}");
+    }
     // the generated data carries ads, rants and spam: the rules find some of each in 600 reviews
     let all = label_preview(&df, 600, &mut Labeler::rules()).unwrap();
     for c in LABEL_COLUMNS {

@@ -26,8 +26,11 @@ Relevance: a review is relevant when it describes the experience at this place: 
 products or setting. It is not relevant when it is IRRELEVANT or nothing but SPAM. A review with ADS can
 still be relevant.
 
-Answer with JSON only, exactly in this form:
-{"is_relevant": true or false, "violations": [zero or more of "ADS", "IRRELEVANT", "NON_VISIT_RANT", "SPAM"], "rationale": "at most 25 words"}"#;
+Answer with one JSON object and nothing else, with exactly these keys:
+- "is_relevant": true or false
+- "violations": a list of the violation names that apply, empty when none applies
+- "rationale": one short reason, at most 25 words
+Example: {"is_relevant": true, "violations": [], "rationale": "Describes the food and the staff at this place."}"#;
 
 /// The seed's user turn: place name, category, then the prepared review text.
 pub const DEFAULT_USER_TEMPLATE: &str =

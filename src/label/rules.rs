@@ -50,8 +50,10 @@ impl RulesBackend {
                 (re(r"(?i)\b\d{1,3}\s?% off\b|\b\d{1,3}\s?percent off\b"), "a discount"),
                 (re(r"(?i)\bcall (us )?now\b|\bbook now\b|\border now\b|\bvisit our (website|site|page|store)\b|\bfollow us\b|\bdm (me|us)\b|\bcheck out my\b"), "a call to action"),
             ],
-            non_visit: re(r"(?i)\b(never been|never went|never visited|haven'?t been|have not been|i heard|heard that|didn'?t go in(side)?|did not go in(side)?|won'?t go|will never go|never set foot|didn'?t even go)\b"),
-            irrelevant: re(r"(?i)\b(bitcoin|crypto(currency)?|forex|election|president|politic(s|al)|my ex\b|subscribe to my|my channel|lottery|weight loss pills?)"),
+            // the prompt's visit signals, plus hearsay and phone-only complaints
+            non_visit: re(r"(?i)\b(never been|never went|never visited|haven'?t (been|visited)|have not (been|visited)|i heard|heard that|didn'?t go in(side)?|did not go in(side)?|won'?t go|will never go|never set foot|didn'?t even go|my friend (said|told)|drove (past|by)|read online|nobody (ever )?(answered|picks? up)|never answered)\b"),
+            // other topics (politics, money schemes, personal news, weather, greetings, lost pets) or another place
+            irrelevant: re(r"(?i)\b(bitcoin|crypto(currency)?|forex|election|vote for|president|politic(s|al)|my ex\b|subscribe to my|my channel|lottery|weight loss pills?|wedding|the weather|happy (fourth|new year|holidays|thanksgiving|easter|halloween)|lost (dog|cat|pet)|does anyone know|across the street|another (place|location|restaurant|store)|test(ing)? my (new )?(phone|keyboard)|this review is about)"),
             spam: re(r"(?i)\b(click here|free money|make money fast|work from home|lorem ipsum|best best best|buy followers)\b"),
             experience: re(r"(?i)\b(food|service|staff|friendly|rude|clean|dirty|price[sd]?|tast(y|e|ed)|delicious|order(ed)?|waited|wait|room|store|shop|place|employees?|manager|visit(ed)?|came|went|ate|stay(ed)?|atmosphere|menu|help(ful|ed)?|recommend(ed)?|great|good|bad|terrible|awesome|amazing|excellent|nice|love[d]?|worst|best|experience|coffee|pizza|burger|doctor|nurse|car|parking)\b"),
         }

@@ -1,0 +1,430 @@
+//! The Gemma-3 text decoder, written for revmod on candle-core (+ candle-nn's fused ops).
+//!
+//! What it gets right that candle-transformers 0.11 does not (see issue 6): GELU-tanh MLP (not SiLU), several
+//! KV heads with multi-token prompts (the KV cache only ever receives contiguous tensors), linear RoPE scaling
+//! on the global layers, the attention scale from `query_pre_attn_scalar`, soft-capping when configured.
+//!
+//! Shapes: one sequence (batch 1). Activations are f32. Weights are either quantized (`QMatMul::QTensor`, from
+//! GGUF) or dense (`QMatMul::Tensor`, from safetensors); RMSNorm weights are stored as `1 + w` (GGUF already
+//! stores them that way; safetensors loading adds the 1).
+//!
+//! KV cache: per layer a preallocated `(kv_heads, capacity, head_dim)` buffer for keys and one for values,
+//! filled in place (`slice_set`) and grown by doubling, so a decode step copies only the new token.
+
+use super::config::Gemma3Config;
+use anyhow::{bail, Context, Result};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use std::sync::Arc;
+
+/// Where the weights come from: a loader maps the model's logical (HF-style) names to its tensors.
+pub trait WeightSource {
+    /// A projection `W` (out, in) by HF name without `.weight`, e.g. `layers.0.self_attn.q_proj`.
+    fn linear(&mut self, name: &str) -> Result<QMatMul>;
+    /// An RMSNorm weight by HF name, returned as `1 + w` in f32.
+    fn norm(&mut self, name: &str) -> Result<Tensor>;
+    /// The token embedding (vocab, hidden), also used as the tied LM head.
+    fn embedding(&mut self) -> Result<Embedding>;
+    /// The device tensors are placed on.
+    fn device(&self) -> &Device;
+}
+
+/// The token embedding matrix: quantized (GGUF) or dense f32.
+#[derive(Clone)]
+pub enum Embedding {
+    /// A quantized matrix (rows looked up with candle's quantized embedding kernel).
+    Quantized(Arc<QTensor>),
+    /// A dense f32 matrix.
+    Dense(Tensor),
+}
+
+impl Embedding {
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Embedding::Quantized(q) => q.embedding(ids)?,
+            Embedding::Dense(t) => t.index_select(ids, 0)?,
+        })
+    }
+
+    fn as_lm_head(&self) -> Result<QMatMul> {
+        Ok(match self {
+            Embedding::Quantized(q) => QMatMul::QTensor(q.clone()),
+            Embedding::Dense(t) => QMatMul::Tensor(t.clone()),
+        })
+    }
+
+    fn rows(&self) -> Result<usize> {
+        Ok(match self {
+            Embedding::Quantized(q) => q.shape().dims2()?.0,
+            Embedding::Dense(t) => t.dims2()?.0,
+        })
+    }
+}
+
+struct Attention {
+    q_proj: QMatMul,
+    k_proj: QMatMul,
+    v_proj: QMatMul,
+    o_proj: QMatMul,
+    q_norm: Tensor,
+    k_norm: Tensor,
+    sliding: bool,
+}
+
+struct Mlp {
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+struct Layer {
+    input_norm: Tensor,
+    attn: Attention,
+    post_attn_norm: Tensor,
+    pre_ff_norm: Tensor,
+    mlp: Mlp,
+    post_ff_norm: Tensor,
+}
+
+/// One layer's keys and values, `(kv_heads, capacity, head_dim)`, the first `len` positions valid.
+#[derive(Clone, Default)]
+struct LayerCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+}
+
+impl LayerCache {
+    fn capacity(&self) -> usize {
+        self.k.as_ref().map(|k| k.dims()[1]).unwrap_or(0)
+    }
+
+    /// Makes room for `need` positions, keeping the first `len` ones.
+    fn reserve(&mut self, need: usize, kv: usize, hd: usize, dev: &Device) -> Result<()> {
+        if need <= self.capacity() {
+            return Ok(());
+        }
+        let cap = need.max(2 * self.capacity()).max(256).next_power_of_two();
+        let nk = Tensor::zeros((kv, cap, hd), DType::F32, dev)?;
+        let nv = Tensor::zeros((kv, cap, hd), DType::F32, dev)?;
+        if self.len > 0 {
+            let (k, v) = (self.k.as_ref().unwrap(), self.v.as_ref().unwrap());
+            nk.slice_set(&k.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+            nv.slice_set(&v.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+        }
+        self.k = Some(nk);
+        self.v = Some(nv);
+        Ok(())
+    }
+
+    /// Appends `(kv, s, hd)` contiguous keys/values.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let (kv, s, hd) = k.dims3()?;
+        self.reserve(self.len + s, kv, hd, &k.device().clone())?;
+        self.k.as_ref().unwrap().slice_set(k, 1, self.len)?;
+        self.v.as_ref().unwrap().slice_set(v, 1, self.len)?;
+        self.len += s;
+        Ok(())
+    }
+
+    /// Keys/values of positions `start..len` (views into the buffers).
+    fn view(&self, start: usize) -> Result<(Tensor, Tensor)> {
+        let n = self.len - start;
+        Ok((
+            self.k.as_ref().unwrap().narrow(1, start, n)?,
+            self.v.as_ref().unwrap().narrow(1, start, n)?,
+        ))
+    }
+}
+
+/// A saved KV cache of a token prefix (e.g. the shared system prompt): restore it into the model instead of
+/// recomputing the prefix. It owns copies of the keys/values, so later use of the model cannot change it.
+#[derive(Clone)]
+pub struct KvSnapshot {
+    /// The tokens the cache was computed from (position 0 first).
+    pub tokens: Vec<u32>,
+    layers: Vec<(Tensor, Tensor)>,
+    /// The logits after the last prefix token (vocab,), so generation can start without another forward.
+    pub last_logits: Vec<f32>,
+}
+
+/// The Gemma-3 text model with its KV cache.
+pub struct Gemma3Model {
+    cfg: Gemma3Config,
+    embed: Embedding,
+    lm_head: QMatMul,
+    layers: Vec<Layer>,
+    final_norm: Tensor,
+    cache: Vec<LayerCache>,
+    tokens: Vec<u32>,
+    device: Device,
+    inv_freq_local: Vec<f32>,
+    inv_freq_global: Vec<f32>,
+}
+
+fn inv_freq(base: f64, head_dim: usize, factor: f64) -> Vec<f32> {
+    (0..head_dim / 2)
+        .map(|i| (1.0 / base.powf(2.0 * i as f64 / head_dim as f64) / factor) as f32)
+        .collect()
+}
+
+impl Gemma3Model {
+    /// Builds the model from a weight source.
+    pub fn load(cfg: Gemma3Config, ws: &mut dyn WeightSource) -> Result<Self> {
+        cfg.validate()?;
+        let device = ws.device().clone();
+        let embed = ws.embedding().context("loading the token embedding")?;
+        let rows = embed.rows()?;
+        if rows == 0 {
+            bail!("the token embedding is empty");
+        }
+        let lm_head = embed.as_lm_head()?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("layers.{i}");
+            let attn = Attention {
+                q_proj: ws.linear(&format!("{p}.self_attn.q_proj"))?,
+                k_proj: ws.linear(&format!("{p}.self_attn.k_proj"))?,
+                v_proj: ws.linear(&format!("{p}.self_attn.v_proj"))?,
+                o_proj: ws.linear(&format!("{p}.self_attn.o_proj"))?,
+                q_norm: ws.norm(&format!("{p}.self_attn.q_norm"))?,
+                k_norm: ws.norm(&format!("{p}.self_attn.k_norm"))?,
+                sliding: cfg.is_sliding(i),
+            };
+            let mlp = Mlp {
+                gate: ws.linear(&format!("{p}.mlp.gate_proj"))?,
+                up: ws.linear(&format!("{p}.mlp.up_proj"))?,
+                down: ws.linear(&format!("{p}.mlp.down_proj"))?,
+            };
+            layers.push(Layer {
+                input_norm: ws.norm(&format!("{p}.input_layernorm"))?,
+                attn,
+                post_attn_norm: ws.norm(&format!("{p}.post_attention_layernorm"))?,
+                pre_ff_norm: ws.norm(&format!("{p}.pre_feedforward_layernorm"))?,
+                mlp,
+                post_ff_norm: ws.norm(&format!("{p}.post_feedforward_layernorm"))?,
+            });
+        }
+        let final_norm = ws.norm("norm")?;
+        let inv_freq_local = inv_freq(cfg.rope_local_base_freq, cfg.head_dim, 1.0);
+        let inv_freq_global = inv_freq(cfg.rope_theta, cfg.head_dim, cfg.global_rope_factor());
+        let n = cfg.num_hidden_layers;
+        Ok(Self {
+            cfg,
+            embed,
+            lm_head,
+            layers,
+            final_norm,
+            cache: vec![LayerCache::default(); n],
+            tokens: Vec::new(),
+            device,
+            inv_freq_local,
+            inv_freq_global,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Gemma3Config {
+        &self.cfg
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Tokens currently in the KV cache (the context the next token is predicted from).
+    pub fn context(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Empties the KV cache: the next `forward` starts at position 0. Buffers are kept for reuse.
+    pub fn reset(&mut self) {
+        for c in &mut self.cache {
+            c.len = 0;
+        }
+        self.tokens.clear();
+    }
+
+    /// Drops cached positions beyond `len` (keeps the first `len` tokens of the context).
+    pub fn truncate(&mut self, len: usize) {
+        let len = len.min(self.tokens.len());
+        for c in &mut self.cache {
+            c.len = len;
+        }
+        self.tokens.truncate(len);
+    }
+
+    /// Saves the current KV cache (all cached positions), with the logits that followed the last token.
+    pub fn snapshot(&self, last_logits: Vec<f32>) -> Result<KvSnapshot> {
+        let len = self.tokens.len();
+        let mut layers = Vec::with_capacity(self.cache.len());
+        for c in &self.cache {
+            if len == 0 {
+                layers.push((Tensor::zeros(0, DType::F32, &self.device)?, Tensor::zeros(0, DType::F32, &self.device)?));
+                continue;
+            }
+            let (k, v) = c.view(0)?;
+            layers.push((k.contiguous()?.copy()?, v.contiguous()?.copy()?));
+        }
+        Ok(KvSnapshot { tokens: self.tokens.clone(), layers, last_logits })
+    }
+
+    /// Replaces the KV cache by a snapshot (copies it into the model's buffers).
+    pub fn restore(&mut self, snap: &KvSnapshot) -> Result<()> {
+        self.reset();
+        let len = snap.tokens.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let (kv, hd) = (self.cfg.num_key_value_heads, self.cfg.head_dim);
+        for (c, (k, v)) in self.cache.iter_mut().zip(&snap.layers) {
+            c.reserve(len, kv, hd, &self.device)?;
+            c.k.as_ref().unwrap().slice_set(k, 1, 0)?;
+            c.v.as_ref().unwrap().slice_set(v, 1, 0)?;
+            c.len = len;
+        }
+        self.tokens = snap.tokens.clone();
+        Ok(())
+    }
+
+    fn rope_tables(&self, global: bool, pos: usize, seq: usize) -> Result<(Tensor, Tensor)> {
+        let inv = if global { &self.inv_freq_global } else { &self.inv_freq_local };
+        let half = inv.len();
+        let mut cos = Vec::with_capacity(seq * half);
+        let mut sin = Vec::with_capacity(seq * half);
+        for p in pos..pos + seq {
+            for &f in inv {
+                // angle in f64 for accuracy at large positions, as llama.cpp computes theta in float per step
+                let a = p as f64 * f as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Ok((
+            Tensor::from_vec(cos, (seq, half), &self.device)?,
+            Tensor::from_vec(sin, (seq, half), &self.device)?,
+        ))
+    }
+
+    /// Additive mask (seq, n_keys) for queries at `pos..pos+seq` over keys at `start..start+n_keys`, or None
+    /// when every key is visible to every query.
+    fn mask(&self, pos: usize, seq: usize, start: usize, n_keys: usize, window: Option<usize>) -> Result<Option<Tensor>> {
+        let visible = |p: usize, j: usize| j <= p && window.map_or(true, |w| p - j < w);
+        let mut all = true;
+        let mut m = vec![0f32; seq * n_keys];
+        for r in 0..seq {
+            let p = pos + r;
+            for c in 0..n_keys {
+                if !visible(p, start + c) {
+                    m[r * n_keys + c] = f32::NEG_INFINITY;
+                    all = false;
+                }
+            }
+        }
+        if all {
+            return Ok(None);
+        }
+        Ok(Some(Tensor::from_vec(m, (seq, n_keys), &self.device)?))
+    }
+
+    /// Feeds `tokens` after the cached context and returns the logits: of the last position `(vocab,)` when
+    /// `all_positions` is false, else of every fed position `(seq, vocab)`.
+    pub fn forward(&mut self, tokens: &[u32], all_positions: bool) -> Result<Tensor> {
+        if tokens.is_empty() {
+            bail!("forward: no tokens to feed");
+        }
+        let vocab = self.embed.rows()?;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            bail!("token id {bad} is outside the vocabulary (size {vocab})");
+        }
+        let cfg = &self.cfg;
+        let seq = tokens.len();
+        let pos = self.tokens.len();
+        let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let n_rep = nh / kv;
+        let eps = cfg.rms_norm_eps as f32;
+        let scale = cfg.query_pre_attn_scalar.powf(-0.5);
+
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = (self.embed.lookup(&ids)? * (cfg.hidden_size as f64).sqrt())?; // (seq, hidden)
+
+        let rope_local = self.rope_tables(false, pos, seq)?;
+        let rope_global = self.rope_tables(true, pos, seq)?;
+        let window = cfg.sliding_window;
+        // keys a sliding layer needs: from the first query's window start
+        let local_start = (pos + 1).saturating_sub(window);
+        let mask_local = self.mask(pos, seq, local_start, pos + seq - local_start, Some(window))?;
+        let mask_global = self.mask(pos, seq, 0, pos + seq, None)?;
+
+        for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
+            let a = &layer.attn;
+            let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
+            let q = a.q_proj.forward(&h)?.reshape((1, seq, nh, hd))?;
+            let k = a.k_proj.forward(&h)?.reshape((1, seq, kv, hd))?;
+            let v = a.v_proj.forward(&h)?.reshape((seq, kv, hd))?;
+            let q = candle_nn::ops::rms_norm(&q, &a.q_norm, eps)?;
+            let k = candle_nn::ops::rms_norm(&k, &a.k_norm, eps)?;
+            let (cos, sin) = if a.sliding { &rope_local } else { &rope_global };
+            let q = candle_nn::rotary_emb::rope_thd(&q, cos, sin)?;
+            let k = candle_nn::rotary_emb::rope_thd(&k, cos, sin)?;
+            // (kv, seq, hd) contiguous into the cache
+            let k = k.squeeze(0)?.transpose(0, 1)?.contiguous()?;
+            let v = v.transpose(0, 1)?.contiguous()?;
+            cache.append(&k, &v)?;
+            let (start, mask) = if a.sliding { (local_start, &mask_local) } else { (0, &mask_global) };
+            let (k_all, v_all) = cache.view(start)?; // (kv, L, hd)
+            let n_keys = k_all.dims()[1];
+            // queries grouped by their KV head: (kv, n_rep*seq, hd)
+            let q = (q.squeeze(0)?.transpose(0, 1)?.contiguous()? * scale)?.reshape((kv, n_rep * seq, hd))?;
+            let mut att = q.matmul(&k_all.t()?)?; // (kv, n_rep*seq, L)
+            if let Some(cap) = cfg.attn_logit_softcapping {
+                att = ((att / cap)?.tanh()? * cap)?;
+            }
+            if let Some(m) = mask {
+                att = att.reshape((kv, n_rep, seq, n_keys))?.broadcast_add(m)?.reshape((kv, n_rep * seq, n_keys))?;
+            }
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let o = att.matmul(&v_all.contiguous_if_strided()?)?; // (kv, n_rep*seq, hd)
+            let o = o.reshape((nh, seq, hd))?.transpose(0, 1)?.reshape((seq, nh * hd))?;
+            let o = a.o_proj.forward(&o)?;
+            let o = candle_nn::ops::rms_norm(&o, &layer.post_attn_norm, eps)?;
+            x = (x + o)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.pre_ff_norm, eps)?;
+            let g = layer.mlp.gate.forward(&h)?.gelu()?;
+            let u = layer.mlp.up.forward(&h)?;
+            let f = layer.mlp.down.forward(&(g * u)?)?;
+            let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
+            x = (x + f)?;
+        }
+        self.tokens.extend_from_slice(tokens);
+        let x = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
+        let x = candle_nn::ops::rms_norm(&x, &self.final_norm, eps)?;
+        let mut logits = self.lm_head.forward(&x)?;
+        if let Some(cap) = cfg.final_logit_softcapping {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        if all_positions {
+            Ok(logits)
+        } else {
+            Ok(logits.squeeze(0)?)
+        }
+    }
+}
+
+trait ContiguousIfStrided {
+    fn contiguous_if_strided(&self) -> candle_core::Result<Tensor>;
+}
+
+impl ContiguousIfStrided for Tensor {
+    /// candle's CPU matmul accepts a narrowed cache view whose rows are contiguous; other layouts are copied.
+    fn contiguous_if_strided(&self) -> candle_core::Result<Tensor> {
+        let st = self.stride();
+        let d = self.dims();
+        if st[d.len() - 1] == 1 {
+            Ok(self.clone())
+        } else {
+            self.contiguous()
+        }
+    }
+}

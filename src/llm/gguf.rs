@@ -1,0 +1,159 @@
+//! GGUF checkpoints (llama.cpp's format): config from `gemma3.*` metadata, the SentencePiece vocabulary from
+//! `tokenizer.ggml.*`, quantized weights kept quantized for candle's quantized matmul.
+
+use super::config::Gemma3Config;
+use super::gemma3::{Embedding, WeightSource};
+use super::tokenizer::Tokenizer;
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// llama.cpp's tensor name for a logical (HF-style, without `model.` and `.weight`) tensor name.
+pub fn gguf_tensor_name(hf: &str) -> Result<String> {
+    if hf == "embed_tokens" {
+        return Ok("token_embd.weight".into());
+    }
+    if hf == "norm" {
+        return Ok("output_norm.weight".into());
+    }
+    let rest = hf.strip_prefix("layers.").ok_or_else(|| anyhow!("unknown tensor {hf}"))?;
+    let (i, part) = rest.split_once('.').ok_or_else(|| anyhow!("unknown tensor {hf}"))?;
+    let g = match part {
+        "input_layernorm" => "attn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "post_attention_layernorm" => "post_attention_norm",
+        "pre_feedforward_layernorm" => "ffn_norm",
+        "post_feedforward_layernorm" => "post_ffw_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => bail!("unknown tensor {hf}"),
+    };
+    Ok(format!("blk.{i}.{g}.weight"))
+}
+
+/// An opened GGUF file: metadata read, tensors read on demand.
+pub struct GgufFile {
+    path: PathBuf,
+    content: gguf_file::Content,
+    reader: BufReader<File>,
+    device: Device,
+}
+
+const SUPPORTED: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K";
+
+impl GgufFile {
+    /// Opens and parses the header of a GGUF file. Errors name the file; an unknown tensor type is reported as
+    /// an unsupported quantization with the list of supported ones.
+    pub fn open(path: &Path, device: &Device) -> Result<Self> {
+        let f = File::open(path).with_context(|| format!("cannot open model file {}", path.display()))?;
+        let mut reader = BufReader::new(f);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("unknown dtype") {
+                anyhow!(
+                    "unsupported quantization in {}: {msg} (candle's quantized matmul supports {SUPPORTED}; \
+                     re-quantize e.g. to Q4_K_M or Q8_0)",
+                    path.display()
+                )
+            } else {
+                anyhow!("{} is not a readable GGUF file: {msg}", path.display())
+            }
+        })?;
+        Ok(Self { path: path.to_path_buf(), content, reader, device: device.clone() })
+    }
+
+    /// The raw metadata.
+    pub fn metadata(&self) -> &HashMap<String, gguf_file::Value> {
+        &self.content.metadata
+    }
+
+    /// The Gemma-3 config (errors when the architecture is not gemma3).
+    pub fn config(&self) -> Result<Gemma3Config> {
+        Gemma3Config::from_gguf(&self.content.metadata).with_context(|| format!("reading {}", self.path.display()))
+    }
+
+    /// The SentencePiece tokenizer stored in the metadata.
+    pub fn tokenizer(&self) -> Result<Tokenizer> {
+        Tokenizer::from_gguf(&self.content.metadata).with_context(|| format!("reading the tokenizer of {}", self.path.display()))
+    }
+
+    /// The quantization types of the tensors, with counts (for reports).
+    pub fn tensor_types(&self) -> Vec<(String, usize)> {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for ti in self.content.tensor_infos.values() {
+            *m.entry(format!("{:?}", ti.ggml_dtype)).or_default() += 1;
+        }
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    fn qtensor(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+        self.content
+            .tensor(&mut self.reader, name, &self.device)
+            .with_context(|| format!("reading tensor {name} from {}", self.path.display()))
+    }
+}
+
+impl WeightSource for GgufFile {
+    fn linear(&mut self, name: &str) -> Result<QMatMul> {
+        let g = gguf_tensor_name(name)?;
+        let q = self.qtensor(&g)?;
+        Ok(QMatMul::from_arc(Arc::new(q))?)
+    }
+
+    fn norm(&mut self, name: &str) -> Result<Tensor> {
+        // llama.cpp's Gemma converters store 1 + w already
+        let g = gguf_tensor_name(name)?;
+        let q = self.qtensor(&g)?;
+        Ok(q.dequantize(&self.device)?.to_dtype(DType::F32)?)
+    }
+
+    fn embedding(&mut self) -> Result<Embedding> {
+        let q = self.qtensor("token_embd.weight")?;
+        Ok(match q.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                Embedding::Dense(q.dequantize(&self.device)?.to_dtype(DType::F32)?)
+            }
+            _ => Embedding::Quantized(Arc::new(q)),
+        })
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_llama_cpp() {
+        let t = [
+            ("embed_tokens", "token_embd.weight"),
+            ("norm", "output_norm.weight"),
+            ("layers.3.input_layernorm", "blk.3.attn_norm.weight"),
+            ("layers.3.self_attn.o_proj", "blk.3.attn_output.weight"),
+            ("layers.0.pre_feedforward_layernorm", "blk.0.ffn_norm.weight"),
+            ("layers.0.post_feedforward_layernorm", "blk.0.post_ffw_norm.weight"),
+            ("layers.11.post_attention_layernorm", "blk.11.post_attention_norm.weight"),
+            ("layers.1.mlp.down_proj", "blk.1.ffn_down.weight"),
+        ];
+        for (h, g) in t {
+            assert_eq!(gguf_tensor_name(h).unwrap(), g);
+        }
+        assert!(gguf_tensor_name("layers.1.mlp.foo").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! HF safetensors checkpoints (f32 / bf16 / f16): the text-only layout of Gemma-3 1B/270M
+//! (`model.layers.*`) and `Gemma3ForConditionalGeneration` (12B/27B: `language_model.model.*`, or
+//! `model.language_model.*` in newer exports). Weights are converted to f32 for the CPU forward pass.
+
+use super::gemma3::{Embedding, WeightSource};
+use anyhow::{bail, Context, Result};
+use candle_core::quantized::QMatMul;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+use std::path::{Path, PathBuf};
+
+/// The safetensors files of a checkpoint directory: `model.safetensors.index.json`'s shards, else every
+/// `*.safetensors` file.
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    let mut files: Vec<PathBuf> = if index.is_file() {
+        let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index)?)
+            .with_context(|| format!("{} is not valid JSON", index.display()))?;
+        let map = j.get("weight_map").and_then(|m| m.as_object()).with_context(|| format!("{} has no weight_map", index.display()))?;
+        let mut v: Vec<PathBuf> = map.values().filter_map(|f| f.as_str()).map(|f| dir.join(f)).collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        let mut v = vec![];
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let p = e?.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("safetensors") {
+                v.push(p);
+            }
+        }
+        v.sort();
+        v
+    };
+    if files.is_empty() {
+        bail!("no .safetensors files in {}", dir.display());
+    }
+    for f in &files {
+        if !f.is_file() {
+            bail!("checkpoint file {} is missing", f.display());
+        }
+    }
+    files.dedup();
+    Ok(files)
+}
+
+/// Memory-mapped safetensors weights with the tensor-name prefix of the checkpoint's layout.
+pub struct SafetensorsWeights {
+    st: MmapedSafetensors,
+    prefix: String,
+    device: Device,
+}
+
+impl SafetensorsWeights {
+    /// Maps the files and detects the layout from where `embed_tokens.weight` is.
+    pub fn open(files: &[PathBuf], device: &Device) -> Result<Self> {
+        // SAFETY: the files are memory-mapped read-only model checkpoints; revmod never writes them, and a
+        // checkpoint changed by another process while loaded is outside what we support (documented).
+        let st = unsafe { MmapedSafetensors::multi(files) }
+            .with_context(|| format!("reading safetensors {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")))?;
+        let prefixes = ["model.", "language_model.model.", "model.language_model.", ""];
+        let prefix = prefixes
+            .iter()
+            .find(|p| st.get(&format!("{p}embed_tokens.weight")).is_ok())
+            .with_context(|| "not a Gemma-3 checkpoint: no embed_tokens.weight under model., language_model.model. or model.language_model.")?
+            .to_string();
+        Ok(Self { st, prefix, device: device.clone() })
+    }
+
+    fn load(&self, name: &str) -> Result<Tensor> {
+        let full = format!("{}{name}.weight", self.prefix);
+        let t = self.st.load(&full, &self.device).with_context(|| format!("tensor {full} missing or unreadable"))?;
+        match t.dtype() {
+            DType::F32 => Ok(t),
+            DType::BF16 | DType::F16 => Ok(t.to_dtype(DType::F32)?),
+            other => bail!("tensor {full} has dtype {other:?}; supported: f32, bf16, f16"),
+        }
+    }
+}
+
+impl WeightSource for SafetensorsWeights {
+    fn linear(&mut self, name: &str) -> Result<QMatMul> {
+        Ok(QMatMul::Tensor(self.load(name)?))
+    }
+
+    fn norm(&mut self, name: &str) -> Result<Tensor> {
+        // HF stores w, the model scales by (1 + w)
+        Ok((self.load(name)? + 1.0)?)
+    }
+
+    fn embedding(&mut self) -> Result<Embedding> {
+        Ok(Embedding::Dense(self.load("embed_tokens")?))
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}

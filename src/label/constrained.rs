@@ -232,6 +232,9 @@ impl AnswerGrammar {
     }
 }
 
+/// Longest token (bytes) the constrained decoder may use.
+pub const MAX_TOKEN_BYTES: usize = 32;
+
 /// Key of a cached allowed-token set: rationale lengths far from the cap share one set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct MaskKey(State);
@@ -256,7 +259,9 @@ impl TokenMasks {
         let mut exact = HashMap::new();
         for (id, b) in vocab.iter().enumerate() {
             if let Some(b) = b {
-                if !b.is_empty() && b.iter().all(|c| (0x20..=0x7e).contains(c)) {
+                // printable ASCII only (the schema's alphabet); very long pieces (runs of '=' and the like)
+                // are never needed and would only multiply the cached rationale masks near the length cap
+                if !b.is_empty() && b.len() <= MAX_TOKEN_BYTES && b.iter().all(|c| (0x20..=0x7e).contains(c)) {
                     cands.push((id as u32, b.clone()));
                     exact.entry(b.clone()).or_insert(id as u32);
                 }

@@ -36,6 +36,7 @@ def real_texts():
 
 def make_data(out, n):
     import numpy as np
+    import pandas as pd
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +51,21 @@ def make_data(out, n):
                 "rating": int(rng.integers(1, 6)), "text": texts[k], "pics": None, "resp": None,
                 "gmap_id": f"0x{k:x}:bench",
             }) + "\n")
-    train = df[["text", "policy_label"]].dropna().drop_duplicates("text").copy()
-    train.to_csv(out / "train.csv", index=False)
+    # Training set for `revmod train`: the real texts with labels derived from policy_label and keyword
+    # rules (the same rules as tests/h1_support), in the labeler's is_* columns.
+    train = df[["text", "policy_label"]].dropna(subset=["text"]).drop_duplicates("text").reset_index(drop=True)
+    low = train["text"].str.lower()
+    has = lambda words: low.apply(lambda t: any(w in t for w in words))
+    ads = has(["http", "www.", ".com", "discount", "coupon", "promo", "call us"])
+    out_df = pd.DataFrame({
+        "text": train["text"],
+        "is_relevant_overall": (train["policy_label"] == 1).astype(int),
+        "is_advertisement": ads.astype(int),
+        "is_irrelevant": ((train["policy_label"] == 0) & ~ads).astype(int),
+        "is_rant_without_visit": has(["never been", "haven't been", "have not been", "never went", "didn't go"]).astype(int),
+        "is_spam": train["text"].str.contains("!!!!", regex=False).astype(int),
+    })
+    out_df.to_csv(out / "train.csv", index=False)
     print(f"wrote {n} reviews to {out / 'review-bench.json'}")
 
 

@@ -85,6 +85,14 @@ impl ScoreSummary {
     }
 }
 
+impl ScoreSummary {
+    /// Shows the summary (rows flagged per label, warnings) in an evcxr cell.
+    pub fn evcxr_display(&self) {
+        let html = format!("<pre>{}</pre>", crate::show::escape_html(&self.to_string()));
+        crate::show::emit(&[("text/plain", self.to_string()), ("text/html", html)]);
+    }
+}
+
 impl std::fmt::Display for ScoreSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "scored {} rows in {:.2}s ({:.0} rows/s)", self.rows, self.seconds, self.rows as f64 / self.seconds.max(1e-9))?;

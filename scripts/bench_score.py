@@ -121,7 +121,7 @@ def run_measured(cmd):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed with exit code {code}")
-    return wall, ru.ru_maxrss / 1024.0
+    return wall, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
 
 
 def run(model_dir, reviews, out, revmod):
@@ -136,10 +136,10 @@ def run(model_dir, reviews, out, revmod):
     print(f"bench-score: {n} reviews (texts resampled from {DATA}), model {model_dir}, {os.cpu_count()} cores")
 
     rust_cmd = [revmod, "score", "--model", str(model_dir), "--reviews", str(reviews), "--out", str(rust_out)]
-    rust_wall, rust_rss = run_measured(rust_cmd)
+    rust_wall, rust_rss, rust_cpu = run_measured(rust_cmd)
 
     py_cmd = ["sh", "-c", f'{sys.executable} "{HERE / "bench_score.py"}" sklearn "{model_dir}" "{reviews}" "{py_out}" > "{py_json}"']
-    py_wall, py_rss = run_measured(py_cmd)
+    py_wall, py_rss, py_cpu = run_measured(py_cmd)
     side = json.loads(Path(py_json).read_text().strip().splitlines()[-1])
 
     a = pd.read_parquet(rust_out)
@@ -150,15 +150,16 @@ def run(model_dir, reviews, out, revmod):
 
     sk_score = side["predict_df_s"]
     print()
-    print(f"{'side':<34}{'wall s':>10}{'reviews/s':>12}{'peak RSS MiB':>14}")
-    print(f"{'revmod score (read+score+write)':<34}{rust_wall:>10.2f}{n / rust_wall:>12.0f}{rust_rss:>14.0f}")
-    print(f"{'scikit-learn process (all)':<34}{py_wall:>10.2f}{n / py_wall:>12.0f}{py_rss:>14.0f}")
+    print(f"{'side':<34}{'wall s':>10}{'reviews/s':>12}{'peak RSS MiB':>14}{'CPU s':>10}")
+    print(f"{'revmod score (read+score+write)':<34}{rust_wall:>10.2f}{n / rust_wall:>12.0f}{rust_rss:>14.0f}{rust_cpu:>10.1f}")
+    print(f"{'scikit-learn process (all)':<34}{py_wall:>10.2f}{n / py_wall:>12.0f}{py_rss:>14.0f}{py_cpu:>10.1f}")
     print(f"{'  of which predict_df only':<34}{sk_score:>10.2f}{n / sk_score:>12.0f}{side['peak_rss_mb']:>14.0f}")
     print(f"  (sklearn: model load {side['model_load_s']:.1f}s, pandas read_json {side['read_s']:.1f}s, "
           f"write {side['write_s']:.1f}s, peak RSS before predict_df {side['peak_rss_before_predict_mb']:.0f} MiB)")
     print()
     print(f"speed ratio, revmod end-to-end vs sklearn predict_df only: {sk_score / rust_wall:.1f}x (goal >= 20x)")
     print(f"speed ratio, end-to-end vs end-to-end:                      {py_wall / rust_wall:.1f}x")
+    print(f"CPU-time ratio, whole processes (robust to a loaded machine): {py_cpu / rust_cpu:.1f}x")
     print(f"peak memory ratio revmod / sklearn:                         {rust_rss / py_rss:.3f} (goal <= 0.25)")
     print(f"max |p_rust - p_sklearn| per label: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     print(f"same 0/1 decision per label:        " + ", ".join(f"{k} {v:.5f}" for k, v in agree.items()))

@@ -356,6 +356,19 @@ impl Calibration {
         Ok(())
     }
 
+    /// Seed cell 12's side effects in one call: sets the thresholds on `model`, updates
+    /// `<model_dir>/thresholds.json` (thresholds, reasons, guard record) and saves the PR charts as
+    /// `<model_dir>/pr_curves/*.svg`. Returns the files written.
+    pub fn persist(&self, model: &mut crate::train::Baseline, model_dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::PathBuf>> {
+        let dir = model_dir.as_ref();
+        self.apply(model)?;
+        let th = dir.join("thresholds.json");
+        self.update_thresholds_json(&th)?;
+        let mut files = vec![th];
+        files.extend(self.save_charts(dir.join("pr_curves"))?);
+        Ok(files)
+    }
+
     /// Updates `thresholds.json` in place (the model directory's file): `thresholds` and `reasons` per
     /// label, plus a `calibration` record with the guard's settings and each label's decision. Other keys
     /// are kept, so the model still loads.

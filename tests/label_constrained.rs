@@ -168,7 +168,7 @@ fn real_model_constrained_answers_parse_on_hostile_reviews() {
     assert!(cached.stats.reused_tokens > 0, "{:?}", cached.stats);
     // the prefix cache changes the speed, not the answers
     let mut fresh = LocalGemmaBackend::load(Some(spec), LocalParams { prefix_cache: false, ..Default::default() }).unwrap();
-    let b = fresh.answer(&prompt, &reviews[..3]);
+    let b = fresh.answer(&prompt, &reviews[..2]);
     for (x, y) in a.iter().zip(&b) {
         let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
         assert_eq!(parse_output(&x.raw).flags(), parse_output(&y.raw).flags(), "{} vs {}", x.raw, y.raw);

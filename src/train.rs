@@ -308,33 +308,26 @@ pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline
         })
         .collect::<Result<_>>()?;
     let t1 = std::time::Instant::now();
-    // Labels with both classes in train are fitted together (shared passes over the matrix); the
-    // others get a constant model and a note.
-    let mut models: Vec<Option<LabelModel>> = vec![None; params.labels.len()];
-    let mut fit_idx = Vec::new();
-    for (j, (label, y)) in params.labels.iter().zip(&ys).enumerate() {
-        let pos = y[0].iter().filter(|&&b| b).count();
-        if pos == 0 || pos == y[0].len() {
-            let proba = if pos == 0 { 0.0 } else { 1.0 };
-            let reason = format!(
-                "label {label:?}: {pos} positive of {} train rows; one class only, so no model was fitted \
-                 (constant probability {proba})",
-                y[0].len()
-            );
-            models[j] = Some(LabelModel::Constant { proba, reason });
-        } else {
-            fit_idx.push(j);
-        }
-    }
-    if !fit_idx.is_empty() {
-        let targets: Vec<Vec<bool>> = fit_idx.iter().map(|&j| ys[j][0].clone()).collect();
-        let fitted = crate::linear::fit_many(&params.logreg, &xs[0].1, &targets)
-            .with_context(|| format!("fitting labels {:?}", fit_idx.iter().map(|&j| &params.labels[j]).collect::<Vec<_>>()))?;
-        for (&j, m) in fit_idx.iter().zip(fitted) {
-            models[j] = Some(LabelModel::Logreg(m));
-        }
-    }
-    let models: Vec<LabelModel> = models.into_iter().map(|m| m.expect("every label has a model")).collect();
+    let models: Vec<LabelModel> = params
+        .labels
+        .par_iter()
+        .zip(ys.par_iter())
+        .map(|(label, y)| {
+            let pos = y[0].iter().filter(|&&b| b).count();
+            if pos == 0 || pos == y[0].len() {
+                let proba = if pos == 0 { 0.0 } else { 1.0 };
+                let reason = format!(
+                    "label {label:?}: {pos} positive of {} train rows; one class only, so no model was fitted \
+                     (constant probability {proba})",
+                    y[0].len()
+                );
+                Ok(LabelModel::Constant { proba, reason })
+            } else {
+                let m = params.logreg.fit_sparse(&xs[0].1, &y[0]).with_context(|| format!("fitting label {label:?}"))?;
+                Ok(LabelModel::Logreg(m))
+            }
+        })
+        .collect::<Result<_>>()?;
     metrics.fit_seconds = t1.elapsed().as_secs_f64();
     for m in &models {
         if let LabelModel::Constant { reason, .. } = m {

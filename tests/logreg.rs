@@ -104,24 +104,6 @@ fn matches_sklearn_liblinear_on_real_tfidf() {
 }
 
 #[test]
-fn lockstep_fit_of_several_labels_equals_one_by_one() {
-    let revs = reviews(1200);
-    let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
-    let (_, x) = revmod::text::TextFeaturesParams::default().fit_transform(&texts).unwrap();
-    let mut ys: Vec<Vec<bool>> = (0..4).map(|j| (0..texts.len()).map(|i| derived_labels(&revs[i], i, 0)[j]).collect()).collect();
-    ys.push((0..texts.len()).map(|i| i % 401 == 3).collect());
-    let many = revmod::linear::fit_many(&LogRegParams::default(), &x, &ys).unwrap();
-    for (y, m) in ys.iter().zip(&many) {
-        let one = LogRegParams::default().fit_sparse(&x, y).unwrap();
-        let (a, b) = (m.solver.unwrap(), one.solver.unwrap());
-        assert!(a.converged && b.converged);
-        assert_eq!((a.iterations, a.cg_steps), (b.iterations, b.cg_steps), "same iterates");
-        let d = max_diff(m.predict_proba(&x).iter().copied(), one.predict_proba(&x).iter().copied());
-        assert!(d < 1e-9, "lockstep and single fits differ by {d}");
-    }
-}
-
-#[test]
 fn one_class_is_a_clear_error() {
     let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
     let e = LogRegParams::default().fit_sparse(&x, &[false, false]).unwrap_err();

@@ -4,10 +4,8 @@
 //! We own the solver because linfa-logistic accepts dense records only (see [`logreg`]); a test checks
 //! both agree on small dense data.
 
-pub mod batch;
 pub mod logreg;
 pub mod tron;
 
-pub use batch::fit_many;
 pub use logreg::{expit, ClassWeight, LogRegError, LogRegModel, LogRegParams, SolverInfo};
 

@@ -110,31 +110,6 @@ impl CsrMatrix {
         m
     }
 
-    /// The transpose (a CSR of `X'`, i.e. `X` in compressed sparse column layout), rows sorted.
-    pub fn transpose(&self) -> CsrMatrix {
-        let mut counts = vec![0usize; self.n_cols + 1];
-        for &c in &self.indices {
-            counts[c as usize + 1] += 1;
-        }
-        for j in 0..self.n_cols {
-            counts[j + 1] += counts[j];
-        }
-        let indptr = counts.clone();
-        let mut next = counts;
-        let mut indices = vec![0u32; self.nnz()];
-        let mut data = vec![0.0; self.nnz()];
-        for i in 0..self.n_rows {
-            let (c, v) = self.row(i);
-            for (&c, &v) in c.iter().zip(v) {
-                let p = next[c as usize];
-                indices[p] = i as u32;
-                data[p] = v;
-                next[c as usize] += 1;
-            }
-        }
-        CsrMatrix { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, data }
-    }
-
     /// Side-by-side concatenation (scipy's `hstack`): the columns of `b` follow those of `a`.
     pub fn hstack(a: &CsrMatrix, b: &CsrMatrix) -> Result<CsrMatrix> {
         ensure!(a.n_rows == b.n_rows, "hstack of {} and {} rows", a.n_rows, b.n_rows);

@@ -140,8 +140,6 @@ impl TfidfParams {
         let chunk_len = n_docs.div_ceil(n_chunks);
         let chunks: Vec<LocalCounts> =
             docs.par_chunks(chunk_len).map(|c| LocalCounts::count(self, c)).collect();
-        let dbg = std::env::var("H1DBG").is_ok(); let t0 = std::time::Instant::now();
-        if dbg { eprintln!("count {:?}", t0.elapsed()); }
         // 2. Merge chunk vocabularies into global ids.
         let mut global = Interner::default();
         let mut maps: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
@@ -162,7 +160,6 @@ impl TfidfParams {
                 tf[g] += c as u64;
             }
         }
-        if dbg { eprintln!("merge+df {:?} terms {}", t0.elapsed(), n_terms); }
         // 3. Prune by document frequency, rank by term frequency, sort by term.
         let high = self.max_df.resolve(n_docs);
         let low = self.min_df.resolve(n_docs);
@@ -198,7 +195,6 @@ impl TfidfParams {
             })
             .collect();
         let vocab: Vec<String> = kept.iter().map(|&g| term(g as usize).to_string()).collect();
-        if dbg { eprintln!("prune {:?}", t0.elapsed()); }
         // 4. Rows of the training matrix from the chunk counts.
         let rows: Vec<Vec<(u32, f64)>> = chunks
             .par_iter()
@@ -221,7 +217,6 @@ impl TfidfParams {
         let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
         let rows = rows.into_par_iter().map(|r| fitted.weigh(r)).collect();
         let x = CsrMatrix::from_rows(fitted.n_features(), rows);
-        if dbg { eprintln!("rows {:?}", t0.elapsed()); }
         Ok((fitted, x))
     }
 }

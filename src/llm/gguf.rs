@@ -106,10 +106,25 @@ impl GgufFile {
     }
 }
 
+/// Whether candle-core 0.11's CPU matmul has a SIMD kernel for this type. Q4_1, Q5_0, Q5_1 and Q8_1 only have
+/// scalar dot products there (about 10x slower than Q8_0 on AVX2/AVX-512); llama.cpp's Q4_K_M files use Q5_0 for
+/// several projections (Gemma-3 270M: q, k, gate, up).
+fn has_fast_cpu_kernel(t: GgmlDType) -> bool {
+    !matches!(t, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
+}
+
 impl WeightSource for GgufFile {
+    /// Quantized projections stay quantized; on CPU, types without a SIMD kernel in candle are re-quantized to
+    /// Q8_0 at load (exact dequantization, then 8-bit blocks: the added error is below 1/254 of each 32-value
+    /// block's largest weight, far under the original 5-bit step), which keeps the hot path on fast kernels.
     fn linear(&mut self, name: &str) -> Result<QMatMul> {
         let g = gguf_tensor_name(name)?;
-        let q = self.qtensor(&g)?;
+        let mut q = self.qtensor(&g)?;
+        if self.device.is_cpu() && !has_fast_cpu_kernel(q.dtype()) {
+            let f = q.dequantize(&self.device)?;
+            q = candle_core::quantized::QTensor::quantize(&f, GgmlDType::Q8_0)
+                .with_context(|| format!("re-quantizing {g} to Q8_0"))?;
+        }
         Ok(QMatMul::from_arc(Arc::new(q))?)
     }
 

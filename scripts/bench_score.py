@@ -142,8 +142,9 @@ def run(model_dir, reviews, out, revmod):
     py_wall, py_rss, py_cpu = run_measured(py_cmd)
     side = json.loads(Path(py_json).read_text().strip().splitlines()[-1])
 
-    a = pd.read_parquet(rust_out)
-    b = pd.read_parquet(py_out)
+    cols = [f"p_{lab}" for lab in LABELS] + LABELS
+    a = pd.read_parquet(rust_out, columns=cols)  # (revmod's list<string_view> `pics` is not pandas-readable)
+    b = pd.read_parquet(py_out, columns=cols)
     assert len(a) == len(b) == n, (len(a), len(b), n)
     diffs = {lab: float(np.max(np.abs(a[f"p_{lab}"].to_numpy() - b[f"p_{lab}"].to_numpy()))) for lab in LABELS}
     agree = {lab: float(np.mean(a[lab].to_numpy() == b[lab].to_numpy())) for lab in LABELS}

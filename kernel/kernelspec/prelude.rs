@@ -1,0 +1,2 @@
+use revmod::prelude::*;
+use revmod::show::{DataFrameShow, Show};

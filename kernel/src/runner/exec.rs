@@ -1,0 +1,250 @@
+//! Executes cells with the evcxr library (`CommandContext`, the engine of the evcxr Jupyter
+//! kernel), so `:dep`, `:opt`, variables across cells and `evcxr_display` behave as in JupyterLab.
+//!
+//! Failure detection: compile errors come back from evcxr; panics, `Err` from `?` and the death
+//! of the evaluation process are read from the event lines our proxy adds (see `proxy`); a
+//! watchdog kills the evaluation process (and any cargo build we started) past the cell timeout.
+//!
+//! Reuse between runs: evcxr builds in a fixed folder (`EVCXR_TMPDIR`) outside any Cargo
+//! workspace, one slot per concurrent run (an exclusive lock file), so compiled dependencies stay
+//! warm and a re-run compiles only the cells.
+
+use super::outputs::{panic_message, CellRun, Event, Failure};
+use super::proxy::{DISPLAY_PREFIX, EVENT_PREFIX, PROXY_ENV};
+use anyhow::{anyhow, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One raw line from the evaluation process.
+#[derive(Debug)]
+enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// A live evcxr session with its evaluation process.
+pub struct Session {
+    ctx: evcxr::CommandContext,
+    lines: Arc<Mutex<Vec<Line>>>,
+    _slot: SlotLock,
+    /// The evcxr build folder used by this session.
+    pub build_dir: PathBuf,
+}
+
+/// Where evcxr builds (the root of the build slots): `REVMOD_EVCXR_DIR`, else `EVCXR_TMPDIR`,
+/// else `$XDG_CACHE_HOME/revmod/evcxr` (`~/.cache/revmod/evcxr`): outside any workspace, kept
+/// between runs.
+pub fn default_build_root() -> PathBuf {
+    for var in ["REVMOD_EVCXR_DIR", "EVCXR_TMPDIR"] {
+        if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            return PathBuf::from(d);
+        }
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("revmod").join("evcxr")
+}
+
+struct SlotLock(std::fs::File);
+
+/// Takes the first free build slot `root/slot-N` (exclusive flock), so concurrent runs never
+/// share evcxr's build folder.
+fn take_slot(root: &Path) -> Result<(PathBuf, SlotLock)> {
+    use std::os::unix::io::AsRawFd;
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    for n in 0..64 {
+        let dir = root.join(format!("slot-{n}"));
+        std::fs::create_dir_all(&dir)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".revmod-lock"))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok((dir, SlotLock(f)));
+        }
+    }
+    Err(anyhow!("all 64 evcxr build slots under {} are in use", root.display()))
+}
+
+impl Session {
+    /// Starts evcxr with the notebook's folder as working directory, loading the user's evcxr
+    /// configuration (`init.evcxr`, `prelude.rs`) as the Jupyter kernel does.
+    pub fn start(notebook_dir: &Path, build_root: &Path) -> Result<Session> {
+        let (build_dir, slot) = take_slot(build_root)?;
+        // evcxr reads its build folder from the environment when it starts; the working folder
+        // is inherited by the evaluation process, so relative `:dep` and data paths resolve
+        // against the notebook's folder, as in JupyterLab.
+        std::env::set_var("EVCXR_TMPDIR", &build_dir);
+        std::env::set_current_dir(notebook_dir)
+            .with_context(|| format!("entering the notebook folder {}", notebook_dir.display()))?;
+        let mut proxy = std::process::Command::new(std::env::current_exe()?);
+        proxy.env(PROXY_ENV, "1");
+        let (eval, outputs) = evcxr::EvalContext::with_subprocess_command(proxy)
+            .map_err(|e| anyhow!("starting evcxr: {e}"))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        spawn_drain(outputs.stdout, lines.clone(), Line::Out);
+        spawn_drain(outputs.stderr, lines.clone(), Line::Err);
+        let mut ctx = evcxr::CommandContext::with_eval_context(eval);
+        // evcxr's compiled-dependency cache (keyed on the rustc command line with the build folder
+        // abstracted away) lets every build slot, the Jupyter kernel and later runs share one
+        // compile of each dependency (polars...). Size in MiB; REVMOD_EVCXR_CACHE_MB=0 turns it off.
+        let cache_mb = std::env::var("REVMOD_EVCXR_CACHE_MB").unwrap_or_else(|_| "4096".into());
+        ctx.execute(&format!(":cache {cache_mb}")).map_err(|e| anyhow!("turning on evcxr's cache: {e}"))?;
+        ctx.execute(":load_config --quiet").map_err(|e| anyhow!("loading evcxr config: {e}"))?;
+        let s = Session { ctx, lines, _slot: slot, build_dir };
+        s.take_lines();
+        Ok(s)
+    }
+
+    fn take_lines(&self) -> Vec<Line> {
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+
+    /// Runs one cell's source; never fails itself: a failing cell is a `CellRun` with `failure`.
+    pub fn run_cell(&mut self, code: &str, timeout: Option<Duration>) -> CellRun {
+        self.take_lines();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = timeout.map(|limit| {
+            let handle = self.ctx.process_handle();
+            let flag = timed_out.clone();
+            std::thread::spawn(move || {
+                if stop_rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    flag.store(true, Ordering::SeqCst);
+                    kill_child_builds();
+                    let _ = handle.lock().map(|mut c| c.kill());
+                }
+            })
+        });
+        let result = self.ctx.execute(code);
+        drop(stop_tx);
+        if let Some(w) = watchdog {
+            let _ = w.join();
+        }
+        let failed_hint = !matches!(result, Ok(_));
+        let lines = self.settle(if failed_hint { 200 } else { 30 });
+        let mut run = CellRun::default();
+        let mut saw_panic = false;
+        let mut saw_err = false;
+        let mut exit_status = None;
+        let mut stderr_since_mark: Vec<String> = Vec::new();
+        for line in lines {
+            match line {
+                Line::Out(l) => {
+                    if let Some(ev) = l.strip_prefix(EVENT_PREFIX) {
+                        match ev {
+                            "panic" => saw_panic = true,
+                            "error" => saw_err = true,
+                            other => {
+                                if let Some(s) = other.strip_prefix("exit ") {
+                                    exit_status = Some(s.to_owned());
+                                }
+                            }
+                        }
+                    } else if let Some(json) = l.strip_prefix(DISPLAY_PREFIX) {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(json) {
+                            let mime = v["mime"].as_str().unwrap_or("text/plain").to_owned();
+                            let data = v["data"].as_str().unwrap_or("").to_owned();
+                            run.events.push(Event::Display { mime, data });
+                        }
+                    } else {
+                        run.events.push(Event::Stdout(l));
+                    }
+                }
+                Line::Err(l) => {
+                    stderr_since_mark.push(l.clone());
+                    run.events.push(Event::Stderr(l));
+                }
+            }
+        }
+        let stderr: Vec<&str> = stderr_since_mark.iter().map(String::as_str).collect();
+        let timed_out = timed_out.load(Ordering::SeqCst);
+        run.failure = match result {
+            _ if timed_out => Some(Failure::Timeout { seconds: timeout.unwrap_or_default().as_secs_f64() }),
+            Ok(out) => {
+                run.result = out.content_by_mime_type.into_iter().collect();
+                if saw_panic {
+                    Some(Failure::Panic { message: panic_message(&stderr) })
+                } else if saw_err {
+                    let message = stderr.iter().rev().find(|l| !l.trim().is_empty()).unwrap_or(&"");
+                    Some(Failure::Err { message: (*message).to_owned() })
+                } else {
+                    None
+                }
+            }
+            Err(evcxr::Error::CompilationErrors(errors)) => Some(Failure::Compile {
+                messages: errors.iter().map(compile_message).collect(),
+            }),
+            Err(evcxr::Error::SubprocessTerminated(msg)) => Some(Failure::Died {
+                status: exit_status.unwrap_or_else(|| msg.lines().last().unwrap_or(msg.as_str()).to_owned()),
+            }),
+            Err(e) => Some(Failure::Evcxr { message: e.to_string() }),
+        };
+        run
+    }
+
+    /// Waits until no new line arrived for `quiet_ms` (at most 2 s), then takes the lines. evcxr
+    /// returns when the cell's stdout is drained; its stderr travels on another pipe.
+    fn settle(&self, quiet_ms: u64) -> Vec<Line> {
+        let start = Instant::now();
+        let mut last = self.lines.lock().unwrap().len();
+        while start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(quiet_ms));
+            let now = self.lines.lock().unwrap().len();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        self.take_lines()
+    }
+}
+
+/// Drains one evcxr output channel into the shared line list. The lock is held across the
+/// receive so that once evcxr reports the channel empty, taking the lock guarantees every
+/// received line is already in the list.
+fn spawn_drain(
+    rx: crossbeam_channel::Receiver<String>,
+    lines: Arc<Mutex<Vec<Line>>>,
+    wrap: fn(String) -> Line,
+) {
+    std::thread::spawn(move || loop {
+        let mut guard = lines.lock().unwrap();
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(l) => guard.push(wrap(l)),
+            Err(e) if e.is_timeout() => {
+                drop(guard);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break,
+        }
+    });
+}
+
+fn compile_message(e: &evcxr::CompilationError) -> String {
+    let rendered = e.rendered();
+    if rendered.trim().is_empty() { e.message() } else { rendered }
+}
+
+/// Kills the cargo builds this process started (children named `cargo`), so a timeout during a
+/// long `:dep` build does not leave it running.
+fn kill_child_builds() {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else { continue };
+        let comm = head.split_once('(').map(|x| x.1).unwrap_or("");
+        let ppid = tail.split_whitespace().nth(1).unwrap_or("");
+        if ppid == me && comm == "cargo" {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `revmod kernel install` writes a kernelspec JupyterLab can start; the slow test starts it the way
+//! JupyterLab does (jupyter_client + nbclient from PyPI) and checks an HTML table and an SVG.
+//!
+//! Run: `cargo test --release -p revmod-kernel --features notebook --test kernel`
+//! (REVMOD_SLOW=1 for the Jupyter test: the kernel's start-up `:dep` of revmod compiles polars cold).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_revmod");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernel").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn install(prefix: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["kernel", "install", "--prefix"])
+        .arg(prefix)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn install_writes_a_complete_kernelspec() {
+    let prefix = tmp("install");
+    let o = install(&prefix, &["--name", "revmod-test"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = prefix.join("share/jupyter/kernels/revmod-test");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
+    let argv: Vec<_> = spec["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(argv[1..], ["--control_file", "{connection_file}"]);
+    assert_eq!(Path::new(argv[0]), std::fs::canonicalize(BIN).unwrap());
+    assert_eq!(spec["language"], "rust");
+    let cfg = PathBuf::from(spec["env"]["EVCXR_CONFIG_DIR"].as_str().unwrap());
+    assert_eq!(cfg, dir.join("evcxr"));
+    let init = std::fs::read_to_string(cfg.join("init.evcxr")).unwrap();
+    let repo = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+    assert!(init.contains(&format!(":dep revmod = {{ path = \"{}\" }}", repo.display())), "{init}");
+    assert!(init.contains(":cache "), "dependency caching on: {init}");
+    assert!(std::fs::read_to_string(cfg.join("prelude.rs")).unwrap().contains("use revmod::prelude::*;"));
+    for logo in ["logo-32x32.png", "logo-64x64.png"] {
+        assert!(std::fs::read(dir.join(logo)).unwrap().starts_with(b"\x89PNG"));
+    }
+    // jupyter_client itself finds and parses the spec.
+    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let o = Command::new(py)
+        .env("JUPYTER_PATH", prefix.join("share/jupyter"))
+        .args(["-c", "from jupyter_client.kernelspec import KernelSpecManager as K; s=K().get_kernel_spec('revmod-test'); print(s.display_name, s.language)"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Rust (revmod) rust", "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn the_name_rust_is_refused() {
+    let o = install(&tmp("rust"), &["--name", "rust"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must not be named `rust`"));
+}
+
+#[test]
+fn jupyter_runs_a_notebook_on_the_installed_kernel() {
+    if std::env::var("REVMOD_SLOW").as_deref() != Ok("1") {
+        eprintln!("skipped: set REVMOD_SLOW=1 (the kernel's start-up :dep of revmod compiles polars cold)");
+        return;
+    }
+    let prefix = tmp("jupyter");
+    let o = install(&prefix, &["--name", "revmod-nbclient"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kernel_nbclient.py");
+    let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel_smoke.ipynb");
+    let o = Command::new(py)
+        .env("JUPYTER_PATH", prefix.join("share/jupyter"))
+        .arg(script)
+        .args(["revmod-nbclient"])
+        .arg(&nb)
+        .arg(prefix.join("executed.ipynb"))
+        .arg("3600")
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{line}\n{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert!(v["html_tables"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["svgs"].as_u64().unwrap() >= 1, "{v}");
+    eprintln!("kernel test: {v}");
+}

@@ -56,7 +56,10 @@ impl Failure {
                     first.to_owned()
                 }
             }
-            Failure::Panic { message } => format!("panicked: {}", first_line(message)),
+            Failure::Panic { message } => {
+                let body = message.lines().skip_while(|l| l.contains("panicked at")).find(|l| !l.trim().is_empty());
+                format!("panicked: {}", body.unwrap_or(first_line(message)).trim())
+            }
             Failure::Err { message } => first_line(message).to_owned(),
             Failure::Died { status } => {
                 let hint = if status.contains("SIGKILL") || status.contains("signal: 9") {
@@ -142,7 +145,9 @@ pub fn to_outputs(run: &CellRun, execution_count: u64, cell_number: usize) -> Ve
             run.result.iter().map(|(m, d)| (m.clone(), mime_value(m, d))).collect();
         let last_display = outs.iter().rposition(|o| o["output_type"] == "display_data");
         match last_display {
-            Some(i) if outs[i]["data"].as_object() == Some(&result) => {
+            // evcxr's result keeps the last block of every MIME type the cell displayed: the
+            // last display is the result when all its blocks are in it.
+            Some(i) if outs[i]["data"].as_object().is_some_and(|d| d.iter().all(|(k, v)| result.get(k) == Some(v))) => {
                 outs[i]["output_type"] = json!("execute_result");
                 outs[i]["execution_count"] = json!(execution_count);
             }

@@ -55,11 +55,18 @@ fn relay() -> anyhow::Result<i32> {
     let mut child_in = child.stdin.take().expect("piped");
     let child_out = child.stdout.take().expect("piped");
 
+    // evcxr evaluates `42` while it starts, before the runner can drain its output channel: extra
+    // lines then would block it, so the proxy stays silent during the first evaluation.
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let runs_in = runs.clone();
     // stdin: evcxr -> runtime. When evcxr closes our stdin, close the runtime's so it exits.
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
+            if line.starts_with("LOAD_AND_RUN ") {
+                runs_in.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             if writeln!(child_in, "{line}").and_then(|_| child_in.flush()).is_err() {
                 break;
             }
@@ -71,6 +78,11 @@ fn relay() -> anyhow::Result<i32> {
     let mut block: Option<(String, Vec<String>)> = None;
     for line in BufReader::new(child_out).lines() {
         let line = line?;
+        if runs.load(std::sync::atomic::Ordering::SeqCst) <= 1 {
+            writeln!(out, "{line}")?;
+            out.flush()?;
+            continue;
+        }
         if let Some((mime, lines)) = block.as_mut() {
             if line == "EVCXR_END_CONTENT" {
                 let copy = serde_json::json!({ "mime": mime, "data": lines.join("\n") });

@@ -7,6 +7,13 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_data;
+mod cmd_score;
+mod cmd_kernel;
+mod cmd_label;
+mod cmd_llm;
+mod cmd_run;
+mod cmd_train;
+mod runner;
 
 /// Google Maps review moderation: the TechJam 2025 notebook as software.
 #[derive(Parser)]
@@ -22,14 +29,37 @@ enum Command {
     SampleData(cmd_data::SampleDataArgs),
     /// Load review + meta files like step 3 and print the load report.
     Load(cmd_data::LoadArgs),
+    /// Execute a notebook headless (papermill-like): parameters, outputs, failure detection, HTML report.
+    Run(cmd_run::RunArgs),
+    /// JupyterLab kernel: `revmod kernel install [--user|--sys-prefix|--prefix P] [--name N]`.
+    Kernel(cmd_kernel::KernelArgs),
+    /// Label a seeded sample with checkpoints (steps 6-8): --backend local|openai|rules.
+    Label(cmd_label::LabelArgs),
+    /// Split labeled reviews 70/15/15 and train the TF-IDF + logistic regression baseline (steps 9-10).
+    Train(cmd_train::TrainArgs),
+    /// Tokenize text with Gemma-3's tokenizer (ids on one line, or --json).
+    Tokenize(cmd_llm::TokenizeArgs),
+    /// Generate with Gemma-3 (greedy by default; --chat for the -it template; --json for ids and timings).
+    Generate(cmd_llm::GenerateArgs),
+    /// Score review files larger than memory into parquet (steps 13-14): `revmod score --model DIR --reviews R [--meta M] --out scored.parquet`.
+    Score(cmd_score::ScoreArgs),
     // New subcommands: one variant here + one match arm below, code in cmd_<area>.rs.
 }
 
 fn main() {
+    // First: this binary is also evcxr's evaluation process, the runner's proxy and the Jupyter kernel.
+    cmd_kernel::early_hooks();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::SampleData(a) => cmd_data::sample_data(a),
         Command::Load(a) => cmd_data::load(a),
+        Command::Score(a) => cmd_score::score(a),
+        Command::Run(a) => cmd_run::run(a),
+        Command::Kernel(a) => cmd_kernel::run(a),
+        Command::Label(a) => cmd_label::label(a),
+        Command::Train(a) => cmd_train::train(a),
+        Command::Tokenize(a) => cmd_llm::tokenize(a),
+        Command::Generate(a) => cmd_llm::generate(a),
     };
     if let Err(e) = result {
         eprintln!("revmod: error: {e:#}");

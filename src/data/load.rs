@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use polars::prelude::*;
+use polars::prelude::{DataFrame, IdxCa, IdxSize, NewChunkedArray};
 
 use super::jsonl::{parse_batch, BadLine, LineReader};
 use super::records::{FieldIssues, MetaCols, ReviewCols};

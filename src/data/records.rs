@@ -336,7 +336,7 @@ impl MetaCols {
     pub fn finish(self) -> PolarsResult<Vec<Column>> {
         let n = self.gmap_id.len();
         // hours: List(List(String))
-        let mut hb = AnonymousOwnedListBuilder::new(
+        let mut hb = polars::chunked_array::builder::AnonymousOwnedListBuilder::new(
             "hours".into(),
             n,
             Some(DataType::List(Box::new(DataType::String))),

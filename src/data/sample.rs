@@ -365,7 +365,7 @@ fn review_text(kind: Kind, b: &Business, r: &mut Rng) -> (Option<String>, i64) {
             (Some(genuine(r, fam, good)), if good { 4 + r.below(2) as i64 } else { 1 + r.below(3) as i64 })
         }
         Kind::Ad => {
-            let ad = fill(r.pick(AD_LINES), &slug, r);
+            let ad = fill(*r.pick(AD_LINES), &slug, r);
             let text = if r.chance(0.5) { format!("{} {}", genuine(r, fam, true), ad) } else { ad };
             (Some(text), 5)
         }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use polars::prelude::{DataFrame, IdxCa, IdxSize, NewChunkedArray};
+use rayon::prelude::*;
 
 use super::jsonl::{parse_batch, BadLine, LineReader};
 use super::records::{FieldIssues, MetaCols, ReviewCols};
@@ -273,19 +274,31 @@ impl ReviewStream {
         drop(batch);
         self.report.review_bad += bad.len();
         self.report.note_bad(bad);
-        let mut fi = FieldIssues { file: &path, issues: Vec::new() };
+        // Objects -> typed columns and dedup keys in parallel chunks; then, in file order, the first of
+        // each key is kept (so the result does not depend on the number of threads).
+        let chunk = (good.len() / (rayon::current_num_threads() * 4)).max(1024);
+        let parts: Vec<(ReviewCols, Vec<BadLine>, Vec<u128>)> = good
+            .par_chunks(chunk)
+            .map(|ch| {
+                let mut fi = FieldIssues { file: &path, issues: Vec::new() };
+                let mut cols = ReviewCols::default();
+                let mut keys = Vec::with_capacity(ch.len());
+                for (line, obj) in ch {
+                    let i = cols.len();
+                    cols.push(&mut fi, *line, obj);
+                    keys.push(dedup_key(&cols, i));
+                }
+                (cols, fi.issues, keys)
+            })
+            .collect();
+        drop(good);
         let mut cols = ReviewCols::default();
-        for (line, obj) in &good {
-            let before = cols.len();
-            cols.push(&mut fi, *line, obj);
-            let key = dedup_key(&cols, before);
-            if !self.seen.insert(key) {
-                cols.truncate(before);
-                self.report.review_duplicates += 1;
-            }
+        for (part, issues, keys) in parts {
+            self.report.note_fields(issues);
+            let keep: Vec<bool> = keys.iter().map(|k| self.seen.insert(*k)).collect();
+            self.report.review_duplicates += keep.iter().filter(|k| !**k).count();
+            cols.append_kept(part, &keep);
         }
-        let issues = std::mem::take(&mut fi.issues);
-        self.report.note_fields(issues);
         let n = cols.len();
         let mut idx: Vec<Option<IdxSize>> = Vec::new();
         if let Some(meta) = &self.meta {
@@ -323,18 +336,22 @@ impl ReviewStream {
 }
 
 impl ReviewCols {
-    fn truncate(&mut self, n: usize) {
-        self.user_id.truncate(n);
-        self.name.truncate(n);
-        self.time.truncate(n);
-        self.rating.truncate(n);
-        self.text.truncate(n);
-        self.pics.truncate(n);
-        self.resp_time.truncate(n);
-        self.resp_text.truncate(n);
-        self.resp_valid.truncate(n);
-        self.gmap_id.truncate(n);
-        self.extra.truncate(n);
+    /// Moves the rows of `other` whose `keep` flag is set to the end of `self`, in order.
+    fn append_kept(&mut self, other: ReviewCols, keep: &[bool]) {
+        fn mv<T>(dst: &mut Vec<T>, src: Vec<T>, keep: &[bool]) {
+            dst.extend(src.into_iter().zip(keep).filter(|(_, k)| **k).map(|(v, _)| v));
+        }
+        mv(&mut self.user_id, other.user_id, keep);
+        mv(&mut self.name, other.name, keep);
+        mv(&mut self.time, other.time, keep);
+        mv(&mut self.rating, other.rating, keep);
+        mv(&mut self.text, other.text, keep);
+        mv(&mut self.pics, other.pics, keep);
+        mv(&mut self.resp_time, other.resp_time, keep);
+        mv(&mut self.resp_text, other.resp_text, keep);
+        mv(&mut self.resp_valid, other.resp_valid, keep);
+        mv(&mut self.gmap_id, other.gmap_id, keep);
+        mv(&mut self.extra, other.extra, keep);
     }
 }
 

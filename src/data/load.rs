@@ -270,28 +270,37 @@ impl ReviewStream {
         };
         let path = self.reader.path().to_path_buf();
         self.report.review_lines += batch.len();
-        let (good, bad) = parse_batch(&path, &batch);
-        drop(batch);
-        self.report.review_bad += bad.len();
-        self.report.note_bad(bad);
-        // Objects -> typed columns and dedup keys in parallel chunks; then, in file order, the first of
+        // Lines -> typed columns and dedup keys in parallel chunks; then, in file order, the first of
         // each key is kept (so the result does not depend on the number of threads).
-        let chunk = (good.len() / (rayon::current_num_threads() * 4)).max(1024);
-        let parts: Vec<(ReviewCols, Vec<BadLine>, Vec<u128>)> = good
+        let chunk = (batch.len() / (rayon::current_num_threads() * 4)).max(1024);
+        let parts: Vec<(ReviewCols, Vec<BadLine>, Vec<u128>, Vec<BadLine>)> = batch
             .par_chunks(chunk)
             .map(|ch| {
                 let mut fi = FieldIssues { file: &path, issues: Vec::new() };
                 let mut cols = ReviewCols::default();
                 let mut keys = Vec::with_capacity(ch.len());
-                for (line, obj) in ch {
+                let mut bad = Vec::new();
+                for (line, raw) in ch {
                     let i = cols.len();
-                    cols.push(&mut fi, *line, obj);
-                    keys.push(dedup_key(&cols, i));
+                    match cols.push_line(&mut fi, *line, raw) {
+                        Ok(()) => keys.push(dedup_key(&cols, i)),
+                        Err(b) => bad.push(b),
+                    }
                 }
-                (cols, fi.issues, keys)
+                (cols, fi.issues, keys, bad)
             })
             .collect();
-        drop(good);
+        drop(batch);
+        let mut all_bad = Vec::new();
+        let parts: Vec<(ReviewCols, Vec<BadLine>, Vec<u128>)> = parts
+            .into_iter()
+            .map(|(c, i, k, b)| {
+                all_bad.extend(b);
+                (c, i, k)
+            })
+            .collect();
+        self.report.review_bad += all_bad.len();
+        self.report.note_bad(all_bad);
         let mut cols = ReviewCols::default();
         for (part, issues, keys) in parts {
             self.report.note_fields(issues);

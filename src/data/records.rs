@@ -152,6 +152,46 @@ fn extra_json(obj: &Map<String, Value>, known: &[&str]) -> Option<String> {
     }
 }
 
+/// The exact Google Local review shape, borrowed from the line: the fast path of [`ReviewCols::push_line`].
+/// Anything else (unknown fields, other types, duplicate keys) fails here and takes the general path, so
+/// both paths give the same row for every line the fast path accepts.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastReview<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    time: Option<i64>,
+    #[serde(default)]
+    rating: Option<i64>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pics: Option<Vec<FastPic<'a>>>,
+    #[serde(borrow, default)]
+    resp: Option<FastResp<'a>>,
+    #[serde(borrow, default)]
+    gmap_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastPic<'a> {
+    #[serde(borrow)]
+    url: Vec<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastResp<'a> {
+    #[serde(default)]
+    time: Option<i64>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Column builders for review records.
 #[derive(Default)]
 pub(crate) struct ReviewCols {
@@ -172,6 +212,47 @@ impl ReviewCols {
     /// Number of rows pushed so far.
     pub fn len(&self) -> usize {
         self.user_id.len()
+    }
+
+    /// Reads one review line: the typed fast path when the line has exactly the review shape, else the
+    /// general JSON path. `Err` for a line that is not a JSON object (the caller reports it).
+    pub fn push_line(&mut self, fi: &mut FieldIssues<'_>, line: usize, raw: &str) -> Result<(), BadLine> {
+        if let Ok(r) = serde_json::from_str::<FastReview<'_>>(raw) {
+            let own = |c: Option<std::borrow::Cow<'_, str>>| c.map(|c| c.into_owned());
+            self.user_id.push(own(r.user_id));
+            self.name.push(own(r.name));
+            self.time.push(r.time);
+            self.rating.push(r.rating);
+            self.text.push(own(r.text));
+            self.pics.push(r.pics.map(|ps| ps.into_iter().flat_map(|p| p.url).map(|u| u.into_owned()).collect()));
+            match r.resp {
+                Some(x) => {
+                    self.resp_time.push(x.time);
+                    self.resp_text.push(own(x.text));
+                    self.resp_valid.push(true);
+                }
+                None => {
+                    self.resp_time.push(None);
+                    self.resp_text.push(None);
+                    self.resp_valid.push(false);
+                }
+            }
+            self.gmap_id.push(own(r.gmap_id));
+            self.extra.push(None);
+            return Ok(());
+        }
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(m)) => {
+                self.push(fi, line, &m);
+                Ok(())
+            }
+            Ok(other) => Err(BadLine {
+                file: fi.file.to_path_buf(),
+                line,
+                error: format!("expected a JSON object, found {}", json_kind(&other)),
+            }),
+            Err(e) => Err(BadLine { file: fi.file.to_path_buf(), line, error: format!("invalid JSON: {e}") }),
+        }
     }
 
     /// Reads one review object; returns the dedup key fields by reference through the pushed row.
@@ -396,5 +477,48 @@ impl MetaCols {
             Column::new("url".into(), self.url),
             Column::new("meta_extra".into(), self.extra),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed fast path and the general JSON path give identical columns for every line, including
+    /// lines only one of them accepts (escapes, nulls, nested shapes, wrong types, extra fields).
+    #[test]
+    fn fast_path_equals_general_path() {
+        let dir = std::env::temp_dir().join(format!("revmod-fastpath-{}", std::process::id()));
+        let s = crate::data::write_sample(&dir, &crate::data::SampleParams { reviews: 3000, malformed: 0, ..Default::default() }).unwrap();
+        let mut lines: Vec<String> = std::fs::read_to_string(&s.review_path).unwrap().lines().map(str::to_string).collect();
+        lines.extend([
+            r#"{"user_id":"1","name":"A \"q\" \u00e9","time":1,"rating":5,"text":"tab\there\nnew","pics":[{"url":["u1","u2"]},{"url":[]}],"resp":{"time":2,"text":null},"gmap_id":"g"}"#.to_string(),
+            r#"{"user_id":7,"rating":4.0,"text":"x","gmap_id":"g","relevant":"Yes"}"#.to_string(),
+            r#"{"user_id":"1","resp":{"time":3,"text":"t","extra":1},"pics":[{"url":"single"}]}"#.to_string(),
+            r#"{"user_id":"1","user_id":"2","time":null,"rating":null}"#.to_string(),
+            r#"{}"#.to_string(),
+        ]);
+        let path = std::path::Path::new("x.json");
+        let (mut fast, mut slow) = (ReviewCols::default(), ReviewCols::default());
+        let (mut fi1, mut fi2) = (FieldIssues { file: path, issues: vec![] }, FieldIssues { file: path, issues: vec![] });
+        for (i, l) in lines.iter().enumerate() {
+            fast.push_line(&mut fi1, i + 1, l).unwrap();
+            let Value::Object(m) = serde_json::from_str::<Value>(l).unwrap() else { panic!() };
+            slow.push(&mut fi2, i + 1, &m);
+        }
+        assert_eq!(fi1.issues, fi2.issues);
+        assert_eq!(fast.user_id, slow.user_id);
+        assert_eq!(fast.name, slow.name);
+        assert_eq!(fast.time, slow.time);
+        assert_eq!(fast.rating, slow.rating);
+        assert_eq!(fast.text, slow.text);
+        assert_eq!(fast.pics, slow.pics);
+        assert_eq!(fast.resp_time, slow.resp_time);
+        assert_eq!(fast.resp_text, slow.resp_text);
+        assert_eq!(fast.resp_valid, slow.resp_valid);
+        assert_eq!(fast.gmap_id, slow.gmap_id);
+        assert_eq!(fast.extra, slow.extra);
+        assert!(slow.extra.iter().any(|e| e.as_deref() == Some(r#"{"relevant":"Yes"}"#)));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -120,15 +120,7 @@ pub fn parse_batch(file: &Path, lines: &[(usize, String)]) -> (Vec<(usize, Map<S
     let parsed: Vec<std::result::Result<(usize, Map<String, Value>), BadLine>> = lines
         .par_iter()
         .with_min_len(256)
-        .map(|(no, line)| match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(m)) => Ok((*no, m)),
-            Ok(other) => Err(BadLine {
-                file: file.to_path_buf(),
-                line: *no,
-                error: format!("expected a JSON object, found {}", json_kind(&other)),
-            }),
-            Err(e) => Err(BadLine { file: file.to_path_buf(), line: *no, error: format!("invalid JSON: {e}") }),
-        })
+        .map(|(no, line)| parse_object(file, *no, line).map(|m| (*no, m)))
         .collect();
     let mut good = Vec::with_capacity(parsed.len());
     let mut bad = Vec::new();
@@ -139,6 +131,19 @@ pub fn parse_batch(file: &Path, lines: &[(usize, String)]) -> (Vec<(usize, Map<S
         }
     }
     (good, bad)
+}
+
+/// Parses one line as a JSON object, or says (file, line, why) it is not one.
+pub fn parse_object(file: &Path, line: usize, raw: &str) -> std::result::Result<Map<String, Value>, BadLine> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(BadLine {
+            file: file.to_path_buf(),
+            line,
+            error: format!("expected a JSON object, found {}", json_kind(&other)),
+        }),
+        Err(e) => Err(BadLine { file: file.to_path_buf(), line, error: format!("invalid JSON: {e}") }),
+    }
 }
 
 /// Name of a JSON value's kind, for messages.

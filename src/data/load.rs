@@ -291,18 +291,10 @@ impl ReviewStream {
             })
             .collect();
         drop(batch);
-        let mut all_bad = Vec::new();
-        let parts: Vec<(ReviewCols, Vec<BadLine>, Vec<u128>)> = parts
-            .into_iter()
-            .map(|(c, i, k, b)| {
-                all_bad.extend(b);
-                (c, i, k)
-            })
-            .collect();
-        self.report.review_bad += all_bad.len();
-        self.report.note_bad(all_bad);
         let mut cols = ReviewCols::default();
-        for (part, issues, keys) in parts {
+        for (part, issues, keys, bad) in parts {
+            self.report.review_bad += bad.len();
+            self.report.note_bad(bad);
             self.report.note_fields(issues);
             let keep: Vec<bool> = keys.iter().map(|k| self.seen.insert(*k)).collect();
             self.report.review_duplicates += keep.iter().filter(|k| !**k).count();

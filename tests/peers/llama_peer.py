@@ -35,7 +35,7 @@ def server(model, threads=2, port=0, n_ctx=4096):
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
     p.n_batch = 2048
-    p.n_ubatch = 512
+    p.n_ubatch = int(os.environ.get("REVMOD_LLAMA_UBATCH", "512"))
     p.warmup = True
     if os.environ.get("REVMOD_LLAMA_F32_KV"):
         # full-precision KV cache (llama.cpp's default is f16), for tight numerical comparisons

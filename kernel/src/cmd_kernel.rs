@@ -23,6 +23,9 @@ pub fn early_hooks() {
     {
         evcxr::runtime_hook();
         if std::env::args().nth(1).as_deref() == Some("--control_file") {
+            if let Err(e) = crate::runner::expose_toolchain_libs() {
+                eprintln!("revmod kernel: {e:#}");
+            }
             if let Err(e) = evcxr_jupyter::main() {
                 eprintln!("revmod kernel: {e:#}");
                 std::process::exit(1);

@@ -51,6 +51,7 @@ fn install_writes_a_complete_kernelspec() {
     let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
     let o = Command::new(py)
         .env("JUPYTER_PATH", prefix.join("share/jupyter"))
+        .env_remove("LD_LIBRARY_PATH") // as JupyterLab starts it, without cargo's library path
         .args(["-c", "from jupyter_client.kernelspec import KernelSpecManager as K; s=K().get_kernel_spec('revmod-test'); print(s.display_name, s.language)"])
         .output()
         .unwrap();
@@ -78,6 +79,7 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
     let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel_smoke.ipynb");
     let o = Command::new(py)
         .env("JUPYTER_PATH", prefix.join("share/jupyter"))
+        .env_remove("LD_LIBRARY_PATH") // as JupyterLab starts it, without cargo's library path
         .arg(script)
         .args(["revmod-nbclient"])
         .arg(&nb)

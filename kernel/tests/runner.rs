@@ -40,6 +40,8 @@ fn run(test: &str, nb: &str, extra: &[&str]) -> Ran {
     let o = Command::new(BIN)
         .current_dir(&dir)
         .env("REVMOD_EVCXR_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("evcxr"))
+        // cargo test puts the toolchain's libstd on this path; a user's shell does not
+        .env_remove("LD_LIBRARY_PATH")
         .arg("run")
         .arg(fixture(nb))
         .args(["--out", "out.ipynb", "--html", "report.html"])

@@ -49,7 +49,7 @@ pub mod prelude {
     pub use crate::labels::{Scorer, LABELS, TARGETS, LABEL_COLUMNS};
     pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
     pub use crate::eval::{calibrate, error_analysis, CalibrateParams, Calibration, ErrorAnalysis, ErrorAnalysisParams};
-    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, ScoreParams, ScoreSummary};
+    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary};
     pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt};
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
     pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics};

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use polars::prelude::*;
 use revmod::data::{load_df, write_sample, SampleParams};
 use revmod::label::{
     label_preview, label_with_ckpt, CkptOptions, LabelBackend, Labeler, ModeratorPrompt, RawOutput, ReviewInput,

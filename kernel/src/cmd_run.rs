@@ -58,9 +58,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         Some(f) => {
             eprintln!(
-                "revmod run: FAILED at cell {} (In [{}]{}): {}: {}; wrote the partial notebook {}{html}",
+                "revmod run: FAILED at cell {} (In [{}], id {}{}): {}: {}; wrote the partial notebook {}{html}",
                 f.cell_number,
                 f.execution_count,
+                f.cell_id,
                 f.heading.as_deref().map(|h| format!(", under \"{h}\"")).unwrap_or_default(),
                 f.ename,
                 f.evalue,

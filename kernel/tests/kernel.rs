@@ -1,8 +1,8 @@
 //! `revmod kernel install` writes a kernelspec JupyterLab can start; the slow test starts it the way
 //! JupyterLab does (jupyter_client + nbclient from PyPI) and checks an HTML table and an SVG.
 //!
-//! Run: `cargo test --release -p revmod-kernel --features notebook --test kernel`
-//! (REVMOD_SLOW=1 for the Jupyter test: the kernel's start-up `:dep` of revmod compiles polars cold).
+//! Run: `cargo test --release --workspace --test kernel` (the kernel's start-up `:dep` of revmod compiles
+//! polars once, cold; evcxr's compiled-dependency cache keeps it for later runs).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -67,10 +67,6 @@ fn the_name_rust_is_refused() {
 
 #[test]
 fn jupyter_runs_a_notebook_on_the_installed_kernel() {
-    if std::env::var("REVMOD_SLOW").as_deref() != Ok("1") {
-        eprintln!("skipped: set REVMOD_SLOW=1 (the kernel's start-up :dep of revmod compiles polars cold)");
-        return;
-    }
     let prefix = tmp("jupyter");
     let o = install(&prefix, &["--name", "revmod-nbclient"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -2,9 +2,9 @@
 //! cell named in the summary, the written notebook (validated by the nbformat package) and the
 //! HTML report. Needs the `notebook` feature (evcxr) and a Rust toolchain with rust-src.
 //!
-//! Run: `cargo test --release -p revmod-kernel --features notebook --test runner`
-//! The support-crate notebook (a cold `:dep` of revmod compiles polars inside evcxr, ~15 min) runs
-//! only with REVMOD_SLOW=1.
+//! Run: `cargo test --release --workspace --test runner`
+//! The support-crate notebook `:dep`s revmod: cold, that compiles polars inside evcxr (~15 min) once; evcxr's
+//! compiled-dependency cache (`:cache`, shared by every build slot, the kernel and the walkthrough) keeps it.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -268,10 +268,6 @@ fn several_rich_outputs_in_one_cell() {
 /// an SVG chart. Cold, this compiles polars inside evcxr: opt-in.
 #[test]
 fn support_crate_tables_and_charts() {
-    if std::env::var("REVMOD_SLOW").as_deref() != Ok("1") {
-        eprintln!("skipped: set REVMOD_SLOW=1 (cold :dep of the support crate compiles polars, ~15 min)");
-        return;
-    }
     let r = run("support_crate", "support_crate.ipynb", &["--cell-timeout", "3600"]);
     assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
     let cells = code_cells(&r.nb);

@@ -49,7 +49,8 @@ pub fn default_build_root() -> PathBuf {
     cache.join("revmod").join("evcxr")
 }
 
-struct SlotLock(std::fs::File);
+/// Holds the slot's exclusive lock until dropped (the file is never read, only kept open).
+struct SlotLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the first free build slot `root/slot-N` (exclusive flock), so concurrent runs never
 /// share evcxr's build folder.

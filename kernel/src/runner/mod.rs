@@ -357,10 +357,11 @@ impl Engine {
         #[cfg(feature = "notebook")]
         {
             let root = opts.build_root.clone().unwrap_or_else(exec::default_build_root);
+            let session = exec::Session::start(notebook_dir, &root)?;
             if !opts.quiet {
-                eprintln!("starting evcxr (build folder under {})", root.display());
+                eprintln!("started evcxr (build folder {})", session.build_dir.display());
             }
-            Ok(Engine { session: exec::Session::start(notebook_dir, &root)? })
+            Ok(Engine { session })
         }
         #[cfg(not(feature = "notebook"))]
         bail!(

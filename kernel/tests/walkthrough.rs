@@ -202,3 +202,15 @@ fn walkthrough_runs_end_to_end_on_the_defaults() {
     assert!(png.len() > 50_000, "screenshot of {} bytes looks blank", png.len());
     eprintln!("walkthrough: report {}, screenshot {}", html.display(), shot.display());
 }
+
+/// The committed notebook is what its generator writes (edit notebooks/build_notebook.py, then run it).
+#[test]
+fn notebook_matches_its_generator() {
+    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/build_notebook.py");
+    let o = Command::new(py).arg(&script).arg("--check").output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let nb: Value = serde_json::from_str(&std::fs::read_to_string(notebook()).unwrap()).unwrap();
+    let headings = nb["cells"].as_array().unwrap().iter().filter(|c| c["cell_type"] == "markdown" && text(&c["source"]).trim_start().starts_with("## Step ")).count();
+    assert_eq!(headings, 19);
+}

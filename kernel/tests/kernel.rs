@@ -85,7 +85,9 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
         .unwrap();
     let line = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{line}\n{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    // the kernel shares the script's stdout (its build output lands there too): the summary is the last line
+    let last = line.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("no summary line in:\n{line}"));
+    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
     assert!(v["html_tables"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["svgs"].as_u64().unwrap() >= 1, "{v}");
     eprintln!("kernel test: {v}");

@@ -91,8 +91,17 @@ fn zero_positives_keeps_the_old_threshold_and_guard_off_flags_everything() {
 fn one_positive_keeps_the_old_threshold_guard_off_takes_argmax_f1() {
     let (y, s) = val_set(1, false);
     let (c, _) = calibrate_label("spam", &y, &s, 0.3, &CalibrateParams::default()).unwrap();
-    assert!(!c.updated && c.new_threshold == 0.3 && c.positives == 1);
+    assert!(!c.updated && c.positives == 1);
     assert!(c.guard_reason.as_deref().unwrap().contains("only 1 validation positive"));
+    // the previous threshold is kept when it flags no more than 3x the base rate, else the fallback 0.5
+    let old_ok = c.old_flag_rate <= 3.0 * c.base_rate;
+    assert_eq!(c.fell_back, !old_ok, "{c:?}");
+    assert_eq!(c.new_threshold, if old_ok { 0.3 } else { 0.5 });
+    // a previous threshold below every score flags every row: never kept, the fallback replaces it
+    let low = s.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
+    let (c, _) = calibrate_label("spam", &y, &s, low, &CalibrateParams::default()).unwrap();
+    assert_eq!(c.old_flag_rate, 1.0);
+    assert!(c.fell_back && c.new_threshold == 0.5 && c.status() == "FALLBACK (guard)", "{c:?}");
     let off = CalibrateParams { guard: false, ..CalibrateParams::default() };
     let (c, curve) = calibrate_label("spam", &y, &s, 0.3, &off).unwrap();
     assert_eq!(c.new_threshold, pr_curve(&y, &s).unwrap().best_f1().threshold);

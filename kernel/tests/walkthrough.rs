@@ -128,7 +128,8 @@ fn walkthrough_runs_end_to_end_on_the_defaults() {
     let (dir, out, nb_out, html, nb) = (dir.clone(), out.clone(), nb_out.clone(), html.clone(), nb.clone());
     // the 270M base model finds few violations in 60 reviews: labels without positives are said, not hidden
     if w.steps[10].contains("no model was fitted") {
-        assert!(w.steps[12].contains("kept previous threshold"), "the calibration guard must explain: {}", w.steps[12]);
+        let said = w.steps[12].contains("kept previous threshold") || w.steps[12].contains("threshold set to the fallback");
+        assert!(said, "the calibration guard must explain: {}", w.steps[12]);
     }
     // the executed notebook is valid nbformat 4.5
     let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -5,7 +5,9 @@
 //! of 842,851 reviews as ads. The guard keeps the previous threshold (and says why, loudly, in the display,
 //! on stderr and in thresholds.json) when a label has fewer than `min_positives` validation positives, or
 //! when the F1-optimal threshold would flag more than `max_flag_multiple` times the labeled base rate of
-//! the validation rows. `guard: false` reproduces the seed (the verdict is still reported).
+//! the validation rows. If the previous threshold fails that flag-rate rule too (it came from the same few
+//! positives), the guard falls back to `fallback_threshold` (0.5). `guard: false` reproduces the seed (the
+//! verdict is still reported).
 
 use anyhow::{Context, Result};
 use polars::prelude::{df, DataFrame};
@@ -26,11 +28,15 @@ pub struct CalibrateParams {
     pub min_positives: usize,
     /// A threshold flagging more than this multiple of the labeled validation base rate is rejected.
     pub max_flag_multiple: f64,
+    /// Used instead of the previous threshold when the guard rejects the new one and the previous one fails
+    /// the flag-rate rule too (it came from the same few positives, e.g. the grid's 0.1 on one validation
+    /// positive): 0.5, the decision point of a class-balanced logistic regression.
+    pub fallback_threshold: f64,
 }
 
 impl Default for CalibrateParams {
     fn default() -> Self {
-        Self { split: "val".into(), guard: true, min_positives: 5, max_flag_multiple: 3.0 }
+        Self { split: "val".into(), guard: true, min_positives: 5, max_flag_multiple: 3.0, fallback_threshold: 0.5 }
     }
 }
 
@@ -55,8 +61,10 @@ pub struct LabelCalibration {
     pub best_flag_rate: f64,
     /// Threshold after calibration.
     pub new_threshold: f64,
-    /// Whether `new_threshold` is the F1-optimal one (false: the guard kept the old one).
+    /// Whether `new_threshold` is the F1-optimal one (false: the guard kept the old one or fell back).
     pub updated: bool,
+    /// Whether the guard replaced the old threshold by `fallback_threshold` (the old one flags too much).
+    pub fell_back: bool,
     /// The guard's objection to the F1-optimal threshold, if any (reported even with the guard off).
     pub guard_reason: Option<String>,
 }
@@ -66,6 +74,7 @@ impl LabelCalibration {
     pub fn status(&self) -> &'static str {
         match (self.updated, self.guard_reason.is_some()) {
             (true, false) => "updated",
+            (false, _) if self.fell_back => "FALLBACK (guard)",
             (false, _) => "KEPT (guard)",
             (true, true) => "UPDATED DESPITE GUARD (guard off)",
         }
@@ -108,7 +117,16 @@ pub fn calibrate_label(
         None
     };
     let updated = !params.guard || guard_reason.is_none();
-    let new_threshold = if updated { best.threshold } else { old_threshold };
+    // The previous threshold is kept only if it passes the flag-rate rule itself (or is the fallback).
+    let old_ok = old_flag_rate <= params.max_flag_multiple * base_rate || old_threshold == params.fallback_threshold;
+    let fell_back = !updated && !old_ok;
+    let new_threshold = if updated {
+        best.threshold
+    } else if fell_back {
+        params.fallback_threshold
+    } else {
+        old_threshold
+    };
     Ok((
         LabelCalibration {
             label: label.to_string(),
@@ -121,6 +139,7 @@ pub fn calibrate_label(
             best_flag_rate,
             new_threshold,
             updated,
+            fell_back,
             guard_reason,
         },
         curve,
@@ -179,6 +198,17 @@ impl Calibration {
                         format!(
                             "WARNING calibrate: `{}`: guard OFF, threshold {:.4} applied although {r}",
                             l.label, l.new_threshold
+                        )
+                    } else if l.fell_back {
+                        format!(
+                            "WARNING calibrate: `{}`: threshold set to the fallback {:.4}: the previous {:.4} flags \
+                             {:.1}% of validation rows (more than {}x the base rate {:.1}%) and {r}",
+                            l.label,
+                            l.new_threshold,
+                            l.old_threshold,
+                            100.0 * l.old_flag_rate,
+                            self.params.max_flag_multiple,
+                            100.0 * l.base_rate
                         )
                     } else {
                         format!(
@@ -327,6 +357,7 @@ impl Calibration {
             "guard": self.params.guard,
             "min_positives": self.params.min_positives,
             "max_flag_multiple": self.params.max_flag_multiple,
+            "fallback_threshold": self.params.fallback_threshold,
             "labels": per_label,
         })
     }
@@ -341,6 +372,13 @@ impl Calibration {
                 (None, _) => format!(
                     "calibrated: argmax F1 {:.4} on the {} PR curve ({} positives of {} rows)",
                     l.best.f1, self.params.split, l.positives, l.n
+                ),
+                (Some(r), false) if l.fell_back => format!(
+                    "fallback {:.4} by the small-support guard (the previous {:.4} flags {:.1}% of {} rows): {r}",
+                    l.new_threshold,
+                    l.old_threshold,
+                    100.0 * l.old_flag_rate,
+                    self.params.split
                 ),
                 (Some(r), false) => format!("kept by the small-support guard: {r}"),
                 (Some(r), true) => format!("calibrated with the guard OFF (seed behaviour) although {r}"),

@@ -144,11 +144,7 @@ mod h1_support;
 /// A baseline trained like the seed on 6,000 real reviews with derived labels (`spam` kept rare: a
 /// handful of validation positives, the seed's situation), plus the split frame.
 fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
-    let reviews = h1_support::reviews(6000);
-    let labeled = h1_support::labeled_frame(&reviews, 1500);
-    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
-    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
-    (model, ml)
+    h1_support::trained_baseline(6000, 1500)
 }
 
 #[test]

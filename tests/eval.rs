@@ -155,11 +155,7 @@ fn metrics_at_threshold_are_consistent_with_the_curve() {
 mod h1_support;
 
 fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
-    let reviews = h1_support::reviews(6000);
-    let labeled = h1_support::labeled_frame(&reviews, 1500);
-    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
-    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
-    (model, ml)
+    h1_support::trained_baseline(6000, 1500)
 }
 
 #[test]

@@ -94,6 +94,15 @@ fn error_of(nb: &Value) -> (usize, Value) {
     (i, e)
 }
 
+/// Runs fixture `name.ipynb`, which must fail at code cell `failing_code_idx` with `ename`; returns the run and
+/// its error output.
+fn run_failing(name: &str, failing_code_idx: usize, ename: &str) -> (Ran, Value) {
+    let r = run(name, &format!("{name}.ipynb"), &[]);
+    assert_papermill_failure(&r, failing_code_idx, ename);
+    let (_, e) = error_of(&r.nb);
+    (r, e)
+}
+
 /// The failing cell is marked like papermill: status failed, a banner at the top, an anchor before it,
 /// later cells pending and not executed.
 fn assert_papermill_failure(r: &Ran, failing_code_idx: usize, ename: &str) {
@@ -160,9 +169,7 @@ fn quiet_prints_only_the_summary() {
 
 #[test]
 fn compile_error_stops_at_the_cell() {
-    let r = run("compile_error", "compile_error.ipynb", &[]);
-    assert_papermill_failure(&r, 1, "CompilationError");
-    let (_, e) = error_of(&r.nb);
+    let (r, e) = run_failing("compile_error", 1, "CompilationError");
     let tb = e["traceback"].to_string();
     assert!(tb.contains("mismatched types") || tb.contains("E0308"), "{tb}");
     assert!(r.stderr.contains("FAILED at cell 3 (In [2]"), "{}", r.stderr);
@@ -170,9 +177,7 @@ fn compile_error_stops_at_the_cell() {
 
 #[test]
 fn panic_is_a_failure_with_its_message() {
-    let r = run("panic", "panic.ipynb", &[]);
-    assert_papermill_failure(&r, 1, "Panic");
-    let (_, e) = error_of(&r.nb);
+    let (r, e) = run_failing("panic", 1, "Panic");
     assert!(e["traceback"].to_string().contains("index 7 is out of range"), "{e:#}");
     let out = outputs(code_cells(&r.nb)[1]);
     assert!(out.iter().any(|o| text(&o["text"]).contains("before the panic")));
@@ -180,9 +185,7 @@ fn panic_is_a_failure_with_its_message() {
 
 #[test]
 fn err_from_question_mark_is_a_failure() {
-    let r = run("err", "err.ipynb", &[]);
-    assert_papermill_failure(&r, 2, "Err");
-    let (_, e) = error_of(&r.nb);
+    let (r, e) = run_failing("err", 2, "Err");
     assert!(e["evalue"].as_str().unwrap().contains("invalid digit"), "{e:#}");
     let ok = outputs(code_cells(&r.nb)[1]);
     assert!(ok.iter().any(|o| text(&o["text"]).contains("n = 12")));
@@ -190,17 +193,13 @@ fn err_from_question_mark_is_a_failure() {
 
 #[test]
 fn abort_is_process_death() {
-    let r = run("abort", "abort.ipynb", &[]);
-    assert_papermill_failure(&r, 1, "ProcessDied");
-    let (_, e) = error_of(&r.nb);
+    let (_, e) = run_failing("abort", 1, "ProcessDied");
     assert!(e["evalue"].as_str().unwrap().contains("SIGABRT"), "{e:#}");
 }
 
 #[test]
 fn sigkill_like_oom_is_process_death() {
-    let r = run("killed", "killed.ipynb", &[]);
-    assert_papermill_failure(&r, 0, "ProcessDied");
-    let (_, e) = error_of(&r.nb);
+    let (_, e) = run_failing("killed", 0, "ProcessDied");
     assert!(e["evalue"].as_str().unwrap().contains("out of memory"), "{e:#}");
 }
 

@@ -126,3 +126,12 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// A baseline trained like the seed on `n` real reviews with derived labels (`spam_rows` rows may be spam, so
+/// `spam` stays rare: a handful of validation positives, the seed's situation), with its split frame.
+pub fn trained_baseline(n: usize, spam_rows: usize) -> (revmod::train::Baseline, revmod::split::MlReady) {
+    let labeled = labeled_frame(&reviews(n), spam_rows);
+    let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
+    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    (model, ml)
+}

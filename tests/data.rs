@@ -132,6 +132,21 @@ fn generated_sample_matches_its_summary_and_pandas_plain_and_gzip() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// More lines than one batch (`BATCH_LINES`): the frame keeps one chunk per batch (no rechunk copy), and every
+/// row still matches pandas in order, with duplicates dropped across batch boundaries.
+#[test]
+fn several_batches_stay_chunked_and_match_pandas() {
+    let dir = tmpdir("batches");
+    let n = 2 * revmod::data::load::BATCH_LINES + 5000;
+    let s = write_sample(&dir, &SampleParams { reviews: n, malformed: 2, ..Default::default() }).unwrap();
+    let loaded = load_df(&s.review_path, &s.meta_path).unwrap();
+    assert!(loaded.df.first_col_n_chunks() >= 3, "{} chunks", loaded.df.first_col_n_chunks());
+    assert_eq!(loaded.report.rows, n - s.malformed - s.duplicate_reviews);
+    assert_eq!(loaded.report.review_duplicates, s.duplicate_reviews);
+    assert_matches_pandas(&loaded, &s.review_path, &s.meta_path);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn generator_is_deterministic_and_has_the_phenomena() {
     let (a, b) = (tmpdir("det-a"), tmpdir("det-b"));

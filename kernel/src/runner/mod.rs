@@ -160,24 +160,21 @@ pub fn preflight() -> Result<()> {
     expose_toolchain_libs()
 }
 
-/// Puts the toolchain's own library folder (`<sysroot>/lib/rustlib/<host>/lib`, where `libstd-*.so` lives)
-/// on `LD_LIBRARY_PATH` for the processes evcxr starts. evcxr compiles cells with `-Cprefer-dynamic`, so each
+/// Puts the toolchain's own library folder (`rustc --print target-libdir`, where `libstd-*.so` lives) on
+/// `LD_LIBRARY_PATH` for the processes evcxr starts. evcxr compiles cells with `-Cprefer-dynamic`, so each
 /// cell's library needs the toolchain's `libstd`, and the run-path rustc writes into it is relative to cargo's
 /// `deps` folder while evcxr loads the copy one folder up: outside `cargo run`/`cargo test` (which set this
 /// variable themselves) the load fails with "dlopen failed" and the evaluation process exits with status 99.
 /// Call it while the process is still single-threaded (at start-up).
 pub fn expose_toolchain_libs() -> Result<()> {
-    let out = std::process::Command::new("rustc").arg("-vV").output().context("running `rustc -vV`")?;
-    let info = String::from_utf8_lossy(&out.stdout);
-    let host = info
-        .lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .ok_or_else(|| anyhow::anyhow!("`rustc -vV` printed no host triple"))?
-        .trim()
-        .to_string();
-    let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output()?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    let lib = sysroot.join("lib/rustlib").join(host).join("lib");
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "target-libdir"])
+        .output()
+        .context("running `rustc --print target-libdir`")?;
+    let lib = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() || !lib.is_dir() {
+        bail!("`rustc --print target-libdir` gave no library folder ({})", lib.display());
+    }
     let mut paths = vec![lib.clone()];
     if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
         paths.extend(std::env::split_paths(&old).filter(|p| p != &lib));

@@ -139,15 +139,21 @@ pub fn load_gemma_spec(spec: &ModelSpec, device: &Device) -> Result<Gemma> {
     load_path(&path, device)
 }
 
-fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
-    let mut g = vec![];
+/// The files of `dir` whose extension is `ext`, sorted (for GGUF files and safetensors shards).
+pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut v = vec![];
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let p = e?.path();
-        if p.extension().and_then(|x| x.to_str()) == Some("gguf") {
-            g.push(p);
+        if p.extension().and_then(|x| x.to_str()) == Some(ext) {
+            v.push(p);
         }
     }
-    g.sort();
+    v.sort();
+    Ok(v)
+}
+
+fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut g = files_with_extension(dir, "gguf")?;
     match g.len() {
         0 => Ok(None),
         1 => Ok(Some(g.remove(0))),

@@ -22,15 +22,7 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
         v.dedup();
         v
     } else {
-        let mut v = vec![];
-        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let p = e?.path();
-            if p.extension().and_then(|x| x.to_str()) == Some("safetensors") {
-                v.push(p);
-            }
-        }
-        v.sort();
-        v
+        super::files_with_extension(dir, "safetensors")?
     };
     if files.is_empty() {
         bail!("no .safetensors files in {}", dir.display());

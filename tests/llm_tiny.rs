@@ -204,6 +204,19 @@ fn at_once_vs_stepwise(g: &mut llm::Gemma, tol: f32) {
     assert!(spread > 1e-2, "logits do not depend on the input: {spread}");
 }
 
+/// Loads one of the tiny GGUF files, renamed to `tiny.gguf` in the checkpoint directory.
+fn load_as_gguf(t: &Tiny, file: &Path) -> llm::Gemma {
+    let g_path = t.dir.join("tiny.gguf");
+    std::fs::rename(file, &g_path).unwrap();
+    llm::load_gemma(g_path.to_str().unwrap()).unwrap()
+}
+
+/// Logits of every position of [`prompt`], from an empty KV cache (whatever the model computed before).
+fn prompt_logits(g: &mut llm::Gemma) -> Tensor {
+    g.model().reset();
+    g.model().forward(&prompt(), true).unwrap()
+}
+
 #[test]
 fn safetensors_prompt_at_once_equals_token_by_token() {
     let t = make_tiny("st");
@@ -217,16 +230,11 @@ fn safetensors_prompt_at_once_equals_token_by_token() {
 fn gguf_f32_equals_safetensors_and_steps_agree() {
     let t = make_tiny("gg");
     let mut st = llm::load_gemma(t.dir.to_str().unwrap()).unwrap();
-    let g_path = t.dir.join("tiny.gguf");
-    std::fs::rename(&t.gguf_f32, &g_path).unwrap();
-    let mut gg = llm::load_gemma(g_path.to_str().unwrap()).unwrap();
+    let mut gg = load_as_gguf(&t, &t.gguf_f32);
     assert_eq!(gg.info().format, "gguf");
     assert_eq!(gg.config().sliding_window, WINDOW);
     assert_eq!(gg.config().global_rope_factor(), 2.0);
-    let p = prompt();
-    let a = st.model().forward(&p, true).unwrap();
-    let b = gg.model().forward(&p, true).unwrap();
-    let d = max_abs_diff(&a, &b);
+    let d = max_abs_diff(&prompt_logits(&mut st), &prompt_logits(&mut gg));
     assert!(d < 1e-4, "gguf vs safetensors: {d}");
     at_once_vs_stepwise(&mut gg, 1e-4);
     std::fs::remove_dir_all(&t.dir).unwrap();
@@ -236,19 +244,13 @@ fn gguf_f32_equals_safetensors_and_steps_agree() {
 fn q8_gguf_loads_quantized_and_is_consistent() {
     let t = make_tiny("q8");
     let mut st = llm::load_gemma(t.dir.to_str().unwrap()).unwrap();
-    let g_path = t.dir.join("tiny.gguf");
-    std::fs::rename(&t.gguf_q8, &g_path).unwrap();
-    let mut q = llm::load_gemma(g_path.to_str().unwrap()).unwrap();
+    let mut q = load_as_gguf(&t, &t.gguf_q8);
     assert!(q.info().weight_types.contains("Q8_0"), "{}", q.info().weight_types);
     // candle quantizes activations to Q8 blocks on the one-token (gemv) path, while longer prompts may take a
     // different kernel: agreement is to quantization noise (about 1% of the logit range), not bit-exact
     at_once_vs_stepwise(&mut q, 2e-2);
-    let p = prompt();
-    st.model().reset();
-    q.model().reset(); // at_once_vs_stepwise left its prompt in the KV cache
-    let a = st.model().forward(&p, true).unwrap();
-    let b = q.model().forward(&p, true).unwrap();
-    let d = max_abs_diff(&a, &b);
+    let a = prompt_logits(&mut st);
+    let d = max_abs_diff(&a, &prompt_logits(&mut q));
     eprintln!("q8_0 vs f32: max |diff| {d}");
     let scale = a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 0.05 * scale, "q8_0 vs f32: {d} (scale {scale})");
@@ -258,9 +260,7 @@ fn q8_gguf_loads_quantized_and_is_consistent() {
 #[test]
 fn prefix_snapshot_and_hook() {
     let t = make_tiny("gen");
-    let g_path = t.dir.join("tiny.gguf");
-    std::fs::rename(&t.gguf_f32, &g_path).unwrap();
-    let mut g = llm::load_gemma(g_path.to_str().unwrap()).unwrap();
+    let mut g = load_as_gguf(&t, &t.gguf_f32);
     let params = GenerateParams { max_new_tokens: 12, stop_at_eog: false, ..Default::default() };
     let sys = "ab abc\ncd";
     let full = llm::chat_prompt(Some(sys), "a b cd");

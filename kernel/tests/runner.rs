@@ -10,6 +10,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+use support::{assert_valid, text};
+
 const BIN: &str = env!("CARGO_BIN_EXE_revmod");
 
 fn fixture(name: &str) -> PathBuf {
@@ -57,31 +60,12 @@ fn run(test: &str, nb: &str, extra: &[&str]) -> Ran {
     Ran { code: o.status.code(), stderr, nb, html, out }
 }
 
-/// Validates with the real nbformat package.
-fn assert_valid(path: &Path) {
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/nbformat_validate.py");
-    let o = Command::new(py).arg(script).arg(path).output().expect("python3 runs");
-    let line = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "nbformat rejects {}: {line}{}", path.display(), String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_str(line.trim()).unwrap();
-    assert_eq!((v["nbformat"].as_u64(), v["nbformat_minor"].as_u64()), (Some(4), Some(5)));
-}
-
 fn code_cells(nb: &Value) -> Vec<&Value> {
     nb["cells"].as_array().unwrap().iter().filter(|c| c["cell_type"] == "code").collect()
 }
 
 fn outputs(c: &Value) -> &Vec<Value> {
     c["outputs"].as_array().unwrap()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-        _ => String::new(),
-    }
 }
 
 fn error_of(nb: &Value) -> (usize, Value) {

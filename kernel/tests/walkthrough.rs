@@ -11,18 +11,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+use support::{assert_valid, python, text};
+
 const BIN: &str = env!("CARGO_BIN_EXE_revmod");
 
 fn notebook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/review_moderation.ipynb")
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(text).collect(),
-        _ => String::new(),
-    }
 }
 
 /// Everything a code cell showed (streams, text/plain, text/html, SVG) as one string.
@@ -125,20 +120,13 @@ fn walkthrough_with_the_rules_backend_trains_five_labels() {
 fn walkthrough_runs_end_to_end_on_the_defaults() {
     let w = walk("defaults", &[]);
     let Walk { dir, out, nb_out, html, nb, .. } = &w;
-    let (dir, out, nb_out, html, nb) = (dir.clone(), out.clone(), nb_out.clone(), html.clone(), nb.clone());
     // the 270M base model finds few violations in 60 reviews: labels without positives are said, not hidden
     if w.steps[10].contains("no model was fitted") {
         let said = w.steps[12].contains("kept previous threshold") || w.steps[12].contains("threshold set to the fallback");
         assert!(said, "the calibration guard must explain: {}", w.steps[12]);
     }
     // the executed notebook is valid nbformat 4.5
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let v = Command::new(&py)
-        .args(["-c", "import sys, nbformat; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))"])
-        .arg(&nb_out)
-        .output()
-        .unwrap();
-    assert!(v.status.success(), "nbformat: {}", String::from_utf8_lossy(&v.stderr));
+    assert_valid(nb_out);
     // every code cell ran (execution counts) and none failed
     for c in nb["cells"].as_array().unwrap().iter().filter(|c| c["cell_type"] == "code") {
         assert!(c["execution_count"].is_u64(), "a cell did not run: {}", text(&c["source"]));
@@ -207,9 +195,8 @@ fn walkthrough_runs_end_to_end_on_the_defaults() {
 /// The committed notebook is what its generator writes (edit notebooks/build_notebook.py, then run it).
 #[test]
 fn notebook_matches_its_generator() {
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks/build_notebook.py");
-    let o = Command::new(py).arg(&script).arg("--check").output().unwrap();
+    let o = Command::new(python()).arg(&script).arg("--check").output().unwrap();
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let nb: Value = serde_json::from_str(&std::fs::read_to_string(notebook()).unwrap()).unwrap();
     let headings = nb["cells"].as_array().unwrap().iter().filter(|c| c["cell_type"] == "markdown" && text(&c["source"]).trim_start().starts_with("## Step ")).count();

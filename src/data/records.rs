@@ -193,7 +193,7 @@ struct FastResp<'a> {
 }
 
 /// Column builders for review records.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 pub(crate) struct ReviewCols {
     pub user_id: Vec<Option<String>>,
     pub name: Vec<Option<String>>,
@@ -498,17 +498,7 @@ mod tests {
             slow.push(&mut fi2, i + 1, &m);
         }
         assert_eq!(fi1.issues, fi2.issues);
-        assert_eq!(fast.user_id, slow.user_id);
-        assert_eq!(fast.name, slow.name);
-        assert_eq!(fast.time, slow.time);
-        assert_eq!(fast.rating, slow.rating);
-        assert_eq!(fast.text, slow.text);
-        assert_eq!(fast.pics, slow.pics);
-        assert_eq!(fast.resp_time, slow.resp_time);
-        assert_eq!(fast.resp_text, slow.resp_text);
-        assert_eq!(fast.resp_valid, slow.resp_valid);
-        assert_eq!(fast.gmap_id, slow.gmap_id);
-        assert_eq!(fast.extra, slow.extra);
+        assert_eq!(fast, slow); // every column
         assert!(slow.extra.iter().any(|e| e.as_deref() == Some(r#"{"relevant":"Yes"}"#)));
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -35,6 +35,7 @@ pub mod show;
 pub mod split;
 pub mod text;
 pub mod linear;
+pub mod mem;
 pub mod train;
 pub mod eval;
 pub mod score;

@@ -104,6 +104,7 @@ fn unicode_corners_match_sklearn() {
         "😀😀 great!!! 10/10 👍🏽 ok",                                      // emoji + skin tone modifier
         "Ⓐⓑ circled ǅ ß STRASSE ﬁne",                                     // So letters, ligature
         "cafe\u{301} naïve ok ok 😀😀 10/10 ΣΟΦΟΣ snake_case tab\there",
+        "😀😀😀😀😀 wow 𝕏𝕐𝕑𝕒𝕓 nul\0byte 😀😀😀😀😀 𝕏𝕐𝕑𝕒𝕓 nul\0byte", // n-grams over 15 bytes, NUL
     ];
     let docs: Vec<&str> = texts.to_vec();
     for base in [TfidfParams::seed_word(), TfidfParams::seed_char()] {

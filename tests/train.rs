@@ -69,6 +69,37 @@ fn baseline_matches_the_sklearn_pipeline() {
     }
 }
 
+/// Scoring goes from text to probabilities without a matrix (packed-key lookups, interleaved weights);
+/// the result must be bit for bit the transform + matrix product the metrics were computed with, also on
+/// texts whose n-grams are longer than a packed key, with NUL bytes, empty or whitespace only.
+#[test]
+fn fused_scoring_equals_transform_then_predict() {
+    let (ml, b, _) = trained();
+    let mut texts: Vec<String> = ml.texts(Part::Test).iter().map(|s| s.to_string()).collect();
+    let long_terms = b.features().word.vocabulary().iter().filter(|t| t.len() > 15).take(50).cloned();
+    texts.push(long_terms.collect::<Vec<_>>().join(" "));
+    texts.extend(
+        ["", "   \t\n ", "😀😀😀😀😀 amazing 😀😀😀😀😀", "nul\0byte the food\0was great", "Ὀδυσσεύς ΣΟΦΟΣ café"]
+            .map(String::from),
+    );
+    let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+    let fused = b.predict_proba(&refs);
+    let stacked = b.predict_proba_features(&b.transform(&refs));
+    assert_eq!(fused.shape(), stacked.shape());
+    for (i, (x, y)) in fused.iter().zip(stacked.iter()).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "entry {i}: fused {x} vs stacked {y}");
+    }
+    // The long-term text does hit the long-term columns (the packed path is not all there is).
+    let word = &b.features().word;
+    let row = word.transform_one(refs[refs.len() - 6]);
+    let long: Vec<&String> = word.vocabulary().iter().filter(|t| t.len() > 15).take(50).collect();
+    assert!(long.len() >= 10, "the fixture has long word bigrams: {}", long.len());
+    for t in long {
+        let c = word.column_of(t).unwrap() as u32;
+        assert!(row.iter().any(|e| e.0 == c), "long term {t:?} (column {c}) not found");
+    }
+}
+
 #[test]
 fn artifacts_load_back_identically_and_python_reads_them() {
     let (ml, b, metrics) = trained();

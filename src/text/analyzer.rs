@@ -94,28 +94,46 @@ pub fn word_tokens<'a>(doc: &'a str, out: &mut Vec<&'a str>) {
 /// `_word_ngrams` makes them (tokens joined by one space). `buf` and `tokens` are scratch space.
 pub fn for_each_word_ngram<'a>(
     doc: &'a str,
-    (min_n, max_n): (usize, usize),
+    range: (usize, usize),
     tokens: &mut Vec<&'a str>,
     buf: &mut String,
     mut f: impl FnMut(&str),
+) {
+    for_each_word_ngram_tokens(doc, range, tokens, |gram| {
+        if let [one] = gram {
+            f(one);
+        } else {
+            join_tokens(gram, buf);
+            f(buf);
+        }
+    });
+}
+
+/// Calls `f` with the tokens of every word n-gram of [`for_each_word_ngram`], in the same order, without
+/// joining them (a caller that only needs a key of the n-gram avoids building the string).
+pub fn for_each_word_ngram_tokens<'a>(
+    doc: &'a str,
+    (min_n, max_n): (usize, usize),
+    tokens: &mut Vec<&'a str>,
+    mut f: impl FnMut(&[&'a str]),
 ) {
     word_tokens(doc, tokens);
     let nt = tokens.len();
     for n in min_n.max(1)..=max_n.min(nt) {
         for i in 0..=(nt - n) {
-            if n == 1 {
-                f(tokens[i]);
-            } else {
-                buf.clear();
-                for (k, t) in tokens[i..i + n].iter().enumerate() {
-                    if k > 0 {
-                        buf.push(' ');
-                    }
-                    buf.push_str(t);
-                }
-                f(buf);
-            }
+            f(&tokens[i..i + n]);
         }
+    }
+}
+
+/// Writes the tokens of one word n-gram joined by single spaces into `buf`.
+pub fn join_tokens(gram: &[&str], buf: &mut String) {
+    buf.clear();
+    for (k, t) in gram.iter().enumerate() {
+        if k > 0 {
+            buf.push(' ');
+        }
+        buf.push_str(t);
     }
 }
 
@@ -154,14 +172,27 @@ pub fn normalize_whitespace(doc: &str) -> Cow<'_, str> {
 
 /// Calls `f` with every char n-gram (`min_n..=max_n` code points) of the whitespace-normalised `doc`,
 /// as sklearn's `_char_ngrams`. `offsets` is scratch space.
-pub fn for_each_char_ngram(doc: &str, (min_n, max_n): (usize, usize), offsets: &mut Vec<usize>, mut f: impl FnMut(&str)) {
+pub fn for_each_char_ngram(doc: &str, range: (usize, usize), offsets: &mut Vec<usize>, mut f: impl FnMut(&str)) {
+    for_each_char_ngram_span(doc, range, offsets, |a, b| f(&doc[a..b]));
+}
+
+/// The byte span `(start, end)` in `doc` of every char n-gram of [`for_each_char_ngram`], grouped by start
+/// position (all lengths at one position, then the next) rather than by length: the same multiset of
+/// n-grams, in an order that keeps a text's bytes in cache. `offsets` is scratch space.
+pub fn for_each_char_ngram_span(
+    doc: &str,
+    (min_n, max_n): (usize, usize),
+    offsets: &mut Vec<usize>,
+    mut f: impl FnMut(usize, usize),
+) {
     offsets.clear();
     offsets.extend(doc.char_indices().map(|(i, _)| i));
     offsets.push(doc.len());
     let len = offsets.len() - 1;
-    for n in min_n.max(1)..=max_n.min(len) {
-        for i in 0..=(len - n) {
-            f(&doc[offsets[i]..offsets[i + n]]);
+    let min_n = min_n.max(1);
+    for i in 0..len {
+        for n in min_n..=max_n.min(len - i) {
+            f(offsets[i], offsets[i + n]);
         }
     }
 }
@@ -192,6 +223,6 @@ mod tests {
         let mut off = Vec::new();
         let mut g = Vec::new();
         for_each_char_ngram("abcd", (3, 5), &mut off, |s| g.push(s.to_string()));
-        assert_eq!(g, vec!["abc", "bcd", "abcd"]);
+        assert_eq!(g, vec!["abc", "abcd", "bcd"]);
     }
 }

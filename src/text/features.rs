@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::csr::CsrMatrix;
-use super::tfidf::{FittedTfidf, TfidfParams};
+use super::tfidf::{FittedTfidf, Scratch, TfidfParams};
 
 /// Parameters of the two vectorizers (seed defaults: [`TfidfParams::seed_word`], [`TfidfParams::seed_char`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,9 +47,26 @@ impl FittedTextFeatures {
         self.word.n_features() + self.char.n_features()
     }
 
+    /// The stacked row of one text in two parts, word entries then char entries, with the char columns
+    /// local to the char vectorizer (add `word.n_features()` for the stacked column). Reuses `s`'s
+    /// buffers: scoring uses it to go from text to probabilities without building a matrix.
+    pub fn row_parts<'s>(&self, doc: &str, s: &'s mut RowScratch) -> (&'s [(u32, f64)], &'s [(u32, f64)]) {
+        self.word.row_into(doc, &mut s.scratch, &mut s.word);
+        self.char.row_into(doc, &mut s.scratch, &mut s.char);
+        (&s.word, &s.char)
+    }
+
     /// The stacked tf-idf matrix of `docs`.
     pub fn transform(&self, docs: &[&str]) -> CsrMatrix {
         let (xw, xc) = rayon::join(|| self.word.transform(docs), || self.char.transform(docs));
         CsrMatrix::hstack(&xw, &xc).expect("same number of rows")
     }
+}
+
+/// Reusable buffers of [`FittedTextFeatures::row_parts`] (one per thread).
+#[derive(Default)]
+pub struct RowScratch {
+    scratch: Scratch,
+    word: Vec<(u32, f64)>,
+    char: Vec<(u32, f64)>,
 }

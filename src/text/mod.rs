@@ -10,8 +10,9 @@ pub mod csr;
 pub mod features;
 pub mod interner;
 mod pyword;
+pub mod termkey;
 pub mod tfidf;
 
 pub use csr::CsrMatrix;
-pub use features::{FittedTextFeatures, TextFeaturesParams};
-pub use tfidf::{Analyzer, DfBound, FittedTfidf, Norm, TfidfParams};
+pub use features::{FittedTextFeatures, RowScratch, TextFeaturesParams};
+pub use tfidf::{Analyzer, DfBound, FittedTfidf, Norm, Scratch, TfidfParams};

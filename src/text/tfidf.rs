@@ -13,16 +13,17 @@
 //! order depends on the CPU's SIMD sort; see docs/model-format.md). idf = ln((1 + n) / (1 + df)) + 1
 //! (smooth), tf = raw count (or 1 + ln(count) when sublinear), rows scaled to unit l2 norm.
 
-use std::collections::HashMap;
-
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
-use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
-use super::analyzer::{for_each_char_ngram, for_each_word_ngram, normalize_whitespace, preprocess};
+use super::analyzer::{
+    for_each_char_ngram, for_each_char_ngram_span, for_each_word_ngram, for_each_word_ngram_tokens, join_tokens,
+    normalize_whitespace, preprocess,
+};
 use super::csr::CsrMatrix;
 use super::interner::Interner;
+use super::termkey::{joined_key, short_key_at, TermIndex, PADDING, SHORT_MAX};
 
 /// Which analyzer turns a text into terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +250,11 @@ impl LocalCounts {
 
 /// Sorts term ids and appends `(id, count)` runs.
 fn push_counts(seq: &mut [u32], out: &mut Vec<(u32, u32)>) {
+    for_each_run(seq, |id, n| out.push((id, n)));
+}
+
+/// Sorts term ids and calls `f(id, count)` for each distinct id, in increasing order.
+fn for_each_run(seq: &mut [u32], mut f: impl FnMut(u32, u32)) {
     seq.sort_unstable();
     let mut i = 0;
     while i < seq.len() {
@@ -256,16 +262,22 @@ fn push_counts(seq: &mut [u32], out: &mut Vec<(u32, u32)>) {
         while j < seq.len() && seq[j] == seq[i] {
             j += 1;
         }
-        out.push((seq[i], (j - i) as u32));
+        f(seq[i], (j - i) as u32);
         i = j;
     }
 }
 
-/// Reusable buffers for [`analyze`].
+/// Reusable buffers for analysing texts one at a time (one per thread; see [`FittedTfidf::row_into`]).
 #[derive(Default)]
-struct Scratch {
+pub struct Scratch {
     buf: String,
     offsets: Vec<usize>,
+    /// The normalised text followed by [`PADDING`] zero bytes (for packed-key lookups).
+    padded: Vec<u8>,
+    /// Column of each in-vocabulary term occurrence.
+    seq: Vec<u32>,
+    /// Packed keys of a text's short terms, looked up together.
+    keys: Vec<u128>,
 }
 
 /// Calls `f` with every term of `doc` under the analyzer of `p`.
@@ -289,7 +301,7 @@ pub struct FittedTfidf {
     /// The parameters it was fitted with.
     pub params: TfidfParams,
     vocab: Vec<String>,
-    index: HashMap<String, u32, FxBuildHasher>,
+    index: TermIndex,
     idf: Vec<f64>,
 }
 
@@ -297,12 +309,7 @@ impl FittedTfidf {
     /// Rebuilds a fitted vectorizer from its vocabulary (term per column, sorted) and idf (per column).
     pub fn from_parts(params: TfidfParams, vocab: Vec<String>, idf: Vec<f64>) -> Result<Self> {
         ensure!(vocab.len() == idf.len(), "vocabulary has {} terms but idf {} values", vocab.len(), idf.len());
-        let mut index = HashMap::with_capacity_and_hasher(vocab.len(), FxBuildHasher);
-        for (i, t) in vocab.iter().enumerate() {
-            if index.insert(t.clone(), i as u32).is_some() {
-                bail!("term {t:?} appears twice in the vocabulary");
-            }
-        }
+        let index = TermIndex::new(&vocab)?;
         Ok(FittedTfidf { params, vocab, index, idf })
     }
 
@@ -318,7 +325,7 @@ impl FittedTfidf {
 
     /// Column of a term, if it is in the vocabulary (sklearn's `vocabulary_[term]`).
     pub fn column_of(&self, term: &str) -> Option<usize> {
-        self.index.get(term).map(|&c| c as usize)
+        self.index.get(term).map(|c| c as usize)
     }
 
     /// idf of each column.
@@ -328,7 +335,17 @@ impl FittedTfidf {
 
     /// tf-idf weighting and normalisation of one row of `(column, count)` (columns sorted).
     fn weigh(&self, mut r: Vec<(u32, f64)>) -> Vec<(u32, f64)> {
-        for e in r.iter_mut() {
+        self.weigh_in_place(&mut r);
+        r
+    }
+
+    fn weigh_in_place(&self, r: &mut [(u32, f64)]) {
+        const AHEAD: usize = 8;
+        for i in 0..r.len() {
+            if let Some(next) = r.get(i + AHEAD) {
+                crate::mem::prefetch(&self.idf[next.0 as usize]);
+            }
+            let e = &mut r[i];
             let tf = if self.params.sublinear_tf { e.1.ln() + 1.0 } else { e.1 };
             e.1 = tf * self.idf[e.0 as usize];
         }
@@ -340,32 +357,83 @@ impl FittedTfidf {
                 }
             }
         }
-        r
     }
 
     /// The tf-idf row of one text (sorted `(column, value)`); terms outside the vocabulary are ignored.
     pub fn transform_one(&self, doc: &str) -> Vec<(u32, f64)> {
-        let mut s = Scratch::default();
-        self.row_with(doc, &mut s)
+        let mut row = Vec::new();
+        self.row_into(doc, &mut Scratch::default(), &mut row);
+        row
     }
 
-    fn row_with(&self, doc: &str, s: &mut Scratch) -> Vec<(u32, f64)> {
-        let mut seq: Vec<u32> = Vec::new();
-        analyze(&self.params, doc, s, &mut |t| {
-            if let Some(&c) = self.index.get(t) {
+    /// Writes the tf-idf row of `doc` (sorted `(column, value)`) into `row`, reusing `s` and `row`'s
+    /// buffers: the allocation-free form of [`FittedTfidf::transform_one`] for scoring loops.
+    pub fn row_into(&self, doc: &str, s: &mut Scratch, row: &mut Vec<(u32, f64)>) {
+        let mut seq = std::mem::take(&mut s.seq);
+        seq.clear();
+        // Every term of the text gets a packed key (or, if long, is looked up as a string at once); then
+        // the keys are looked up with the table slots of the next ones being prefetched, so that the
+        // cache misses of a text's hundreds of lookups overlap (see `termkey`).
+        let mut keys = std::mem::take(&mut s.keys);
+        keys.clear();
+        let pre = preprocess(doc, self.params.lowercase);
+        match self.params.analyzer {
+            Analyzer::Char => {
+                let norm = normalize_whitespace(&pre);
+                s.padded.clear();
+                s.padded.extend_from_slice(norm.as_bytes());
+                s.padded.extend_from_slice(&[0; PADDING]);
+                let padded = &s.padded;
+                for_each_char_ngram_span(&norm, self.params.ngram_range, &mut s.offsets, |a, b| {
+                    if b - a <= SHORT_MAX {
+                        keys.push(short_key_at(padded, a, b - a));
+                    } else if let Some(c) = self.index.get_long(&norm[a..b]) {
+                        seq.push(c);
+                    }
+                });
+            }
+            Analyzer::Word => {
+                let (mut tokens, buf) = (Vec::new(), &mut s.buf);
+                for_each_word_ngram_tokens(&pre, self.params.ngram_range, &mut tokens, |gram| match joined_key(gram) {
+                    Some(k) => keys.push(k),
+                    None => {
+                        join_tokens(gram, buf);
+                        if let Some(c) = self.index.get_long(buf) {
+                            seq.push(c);
+                        }
+                    }
+                });
+            }
+        }
+        const AHEAD: usize = 32;
+        let table = self.index.short_table();
+        for &k in keys.iter().take(AHEAD) {
+            table.prefetch(k);
+        }
+        for (i, &k) in keys.iter().enumerate() {
+            if let Some(&next) = keys.get(i + AHEAD) {
+                table.prefetch(next);
+            }
+            if let Some(c) = table.get(k) {
                 seq.push(c);
             }
-        });
-        let mut counts = Vec::with_capacity(seq.len());
-        push_counts(&mut seq, &mut counts);
-        self.weigh(counts.into_iter().map(|(c, n)| (c, n as f64)).collect())
+        }
+        s.keys = keys;
+        row.clear();
+        for_each_run(&mut seq, |c, n| row.push((c, n as f64)));
+        s.seq = seq;
+        self.weigh_in_place(row);
     }
 
     /// tf-idf matrix of `docs` with the fitted vocabulary and idf (rows in parallel).
     pub fn transform(&self, docs: &[&str]) -> CsrMatrix {
         let rows: Vec<Vec<(u32, f64)>> = docs
             .par_iter()
-            .map_init(Scratch::default, |s, d| self.row_with(d, s))
+            .map_init(Scratch::default, |s, d| {
+                let mut row = Vec::new();
+                self.row_into(d, s, &mut row);
+                row
+            })
             .collect();
         CsrMatrix::from_rows(self.n_features(), rows)
     }

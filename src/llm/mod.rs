@@ -45,6 +45,7 @@ pub mod gemma3;
 pub mod generate;
 pub mod gguf;
 pub mod hub;
+pub mod ops;
 pub mod q8_0;
 pub mod repack;
 pub mod safetensors;

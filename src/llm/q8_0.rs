@@ -78,11 +78,21 @@ impl Q8_0Rows {
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             *s = half::f16::from_f32(d).to_f32();
             for (q, &v) in qb.iter_mut().zip(xb) {
-                *q = (v * id).round() as i8;
+                *q = round_half_away(v * id) as i8;
             }
         }
         Q8_0Rows { m, k, qs, scales }
     }
+}
+
+/// `f32::round` (half away from zero) for |x| < 2^23 without the libm call that SSE2 code makes for it:
+/// truncate, then step away from zero when the dropped fraction is at least one half (exact: `x - trunc`
+/// is exact in f32 at these magnitudes).
+#[inline(always)]
+fn round_half_away(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    let f = x - t;
+    t + if f >= 0.5 { 1.0 } else if f <= -0.5 { -1.0 } else { 0.0 }
 }
 
 impl Q8_0Matrix {
@@ -272,6 +282,21 @@ mod tests {
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "({n}, {k}, m {m}) element {i}: ours {a} candle {b}");
             }
+        }
+    }
+
+    #[test]
+    fn rounding_is_f32_round() {
+        let mut x = -130.0f32;
+        while x < 130.0 {
+            assert_eq!(round_half_away(x), x.round(), "{x}");
+            x = f32::from_bits(x.to_bits() - if x < 0.0 { 4096 } else { 0 } + if x >= 0.0 { 4096 } else { 0 });
+            if x.abs() < 1e-3 {
+                x = 1e-3;
+            }
+        }
+        for x in [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 126.5, -127.0] {
+            assert_eq!(round_half_away(x), x.round(), "{x}");
         }
     }
 

@@ -1,7 +1,7 @@
 // A tiny random Gemma-3, written by the test with candle into a temp dir in both formats (HF safetensors +
 // config.json + tokenizer.json, and GGUF via candle-core's writer): several KV heads, sliding window shorter
 // than the prompt, linear RoPE scaling on the global layers, query_pre_attn_scalar != head_dim.
-// Checks: prompt fed at once == fed token by token; GGUF (f32) == safetensors; Q8_0 GGUF close; prefix KV
+// Checks: prompt fed at once == fed token by token (the CPU decode step and candle's ops alike); GGUF (f32) == safetensors; Q8_0 GGUF close; prefix KV
 // snapshots and automatic prefix reuse change nothing; the logits hook restricts generation; clear errors.
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
@@ -193,6 +193,14 @@ fn at_once_vs_stepwise(g: &mut llm::Gemma, tol: f32) {
     let scale = all.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     eprintln!("at once vs token by token: max |diff| {d}, max |logit| {scale}");
     assert!(d < tol * scale.max(1.0), "at once vs token by token: max |diff| {d} (max |logit| {scale})");
+    // the CPU decode step (the default for one token) and candle's tensor ops give the same logits
+    m.reset();
+    m.set_fast_decode(false);
+    let slow: Vec<Tensor> = p.iter().map(|&t| m.forward(&[t], false).unwrap()).collect();
+    m.set_fast_decode(true);
+    let d3 = max_abs_diff(&step, &Tensor::stack(&slow, 0).unwrap());
+    eprintln!("decode step vs tensor ops: max |diff| {d3}");
+    assert!(d3 < tol * scale.max(1.0), "decode step vs tensor ops: max |diff| {d3}");
     // and in two chunks that straddle the window
     m.reset();
     let a = m.forward(&p[..7], true).unwrap();

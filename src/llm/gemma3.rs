@@ -84,12 +84,67 @@ impl Linear {
             Linear::Q8_0(m) => m.forward(x),
         }
     }
+
+    /// The product of one row (decode), slice in and out.
+    fn forward_row(&self, x: &[f32], dev: &Device) -> Result<Vec<f32>> {
+        match self {
+            Linear::Candle(m) => Ok(m.forward(&Tensor::from_slice(x, (1, x.len()), dev)?)?.flatten_all()?.to_vec1()?),
+            Linear::Q8_0(m) => m.matmul(&super::q8_0::Q8_0Rows::quantize(x, 1, x.len())),
+        }
+    }
+}
+
+/// Projections of one input (q/k/v; gate/up): stacked into one Q8_0 product when all are tiled Q8_0
+/// (outputs split by column afterwards), else applied one by one.
+enum Projections {
+    Stacked(super::q8_0::Q8_0Matrix, Vec<usize>),
+    Each(Vec<Linear>),
+}
+
+impl Projections {
+    fn new(parts: Vec<Linear>) -> Result<Self> {
+        let tiled: Vec<&super::q8_0::Q8_0Matrix> =
+            parts.iter().filter_map(|p| if let Linear::Q8_0(m) = p { Some(m) } else { None }).collect();
+        if tiled.len() == parts.len() && tiled.windows(2).all(|w| w[0].cols() == w[1].cols()) {
+            let rows = tiled.iter().map(|m| m.rows()).collect();
+            return Ok(Projections::Stacked(super::q8_0::Q8_0Matrix::stack(&tiled)?, rows));
+        }
+        Ok(Projections::Each(parts))
+    }
+
+    /// One output row per projection for one input row (decode).
+    fn forward_row(&self, x: &[f32], dev: &Device) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Projections::Each(ps) => ps.iter().map(|p| p.forward_row(x, dev)).collect(),
+            Projections::Stacked(m, rows) => {
+                let all = m.matmul(&super::q8_0::Q8_0Rows::quantize(x, 1, x.len()))?;
+                let mut at = 0;
+                Ok(rows.iter().map(|&n| { at += n; all[at - n..at].to_vec() }).collect())
+            }
+        }
+    }
+
+    /// One output per projection, in order.
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Projections::Each(ps) => ps.iter().map(|p| p.forward(x)).collect(),
+            Projections::Stacked(m, rows) => {
+                let all = m.forward(x)?;
+                let mut at = 0;
+                rows.iter()
+                    .map(|&n| {
+                        at += n;
+                        Ok(all.narrow(candle_core::D::Minus1, at - n, n)?)
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k and v.
+    qkv: Projections,
     o_proj: Linear,
     q_norm: Tensor,
     k_norm: Tensor,
@@ -97,33 +152,32 @@ struct Attention {
 }
 
 struct Mlp {
-    gate: Linear,
-    up: Linear,
+    /// gate and up.
+    gate_up: Projections,
     down: Linear,
 }
 
 impl Mlp {
     /// `down(gelu_tanh(gate(h)) * up(h))`.
     fn forward(&self, h: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(h)?;
-        let u = self.up.forward(h)?;
-        let gu = if h.device().is_cpu() { super::ops::gelu_mul(&g, &u)? } else { (g.gelu()? * u)? };
+        let gu = self.gate_up.forward(h)?;
+        let (g, u) = (&gu[0], &gu[1]);
+        let gu = if h.device().is_cpu() { super::ops::gelu_mul(g, u)? } else { (g.gelu()? * u)? };
         self.down.forward(&gu)
     }
 }
 
-/// Attention of a single query position (decode) on CPU: `q` `(1, 1, heads, hd)` (roped, not yet scaled),
-/// `k`/`v` the cache views `(kv, L, hd)` with contiguous rows. Scores `scale * q . k_j` (soft-capped when
-/// configured), softmax over the L keys (all visible: the view starts at the window), then the weighted sum
-/// of the value rows. Returns `(1, heads * hd)`.
+/// Attention of a single query position (decode) on CPU: `qv` the `heads * hd` query values (roped, not
+/// yet scaled), `k`/`v` the cache views `(kv, L, hd)` with contiguous rows. Scores `scale * q . k_j`
+/// (soft-capped when configured), softmax over the L keys (all visible: the view starts at the window),
+/// then the weighted sum of the value rows: `heads * hd` values.
 ///
 /// Why not the batched path: at one query the two `matmul`s spend more time setting up gemm and copying the
 /// grouped query than multiplying (about 7% of decode time); here the cache rows are read where they are.
-fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, softcap: Option<f64>, n_rep: usize) -> Result<Tensor> {
+fn decode_attention(qv: &[f32], k: &Tensor, v: &Tensor, scale: f32, softcap: Option<f64>, n_rep: usize) -> Result<Vec<f32>> {
     use candle_core::Storage;
     let (kv, l, hd) = k.dims3()?;
     let nh = kv * n_rep;
-    let qv: Vec<f32> = q.flatten_all()?.to_vec1()?;
     if qv.len() != nh * hd || v.dims3()? != (kv, l, hd) {
         bail!("decode attention: q has {} values for {nh} heads of {hd}, v {:?}", qv.len(), v.dims());
     }
@@ -140,33 +194,44 @@ fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, softcap: Opt
         o..o + hd
     };
     let mut out = vec![0f32; nh * hd];
-    let mut sc = vec![0f32; l];
-    for h in 0..nh {
-        let g = h / n_rep;
-        let qh: Vec<f32> = qv[h * hd..(h + 1) * hd].iter().map(|x| x * scale).collect();
-        for (j, s) in sc.iter_mut().enumerate() {
-            *s = dot(&qh, &kd[row(kl, g, j)]);
-        }
-        if let Some(cap) = softcap {
-            let cap = cap as f32;
-            sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
-        }
-        let m = sc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0f32;
-        for s in sc.iter_mut() {
-            *s = (*s - m).exp();
-            sum += *s;
-        }
-        let oh = &mut out[h * hd..(h + 1) * hd];
-        for (j, &p) in sc.iter().enumerate() {
-            let p = p / sum;
-            for (o, &x) in oh.iter_mut().zip(&vd[row(vl, g, j)]) {
-                *o += p * x;
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    // heads in parallel on candle's worker pool (each writes its own hd outputs)
+    candle_core::utils::barrier_pool().execute_chunked(nh, |heads| {
+        let out_ptr = &out_ptr;
+        let mut sc = vec![0f32; l];
+        for h in heads {
+            let g = h / n_rep;
+            let qh: Vec<f32> = qv[h * hd..(h + 1) * hd].iter().map(|x| x * scale).collect();
+            for (j, s) in sc.iter_mut().enumerate() {
+                *s = dot(&qh, &kd[row(kl, g, j)]);
+            }
+            if let Some(cap) = softcap {
+                let cap = cap as f32;
+                sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
+            }
+            let m = sc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let mut sum = 0f32;
+            for s in sc.iter_mut() {
+                *s = (*s - m).exp();
+                sum += *s;
+            }
+            // SAFETY: head h owns out[h * hd..(h + 1) * hd]; heads are split disjointly between workers.
+            let oh = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(h * hd), hd) };
+            for (j, &p) in sc.iter().enumerate() {
+                let p = p / sum;
+                for (o, &x) in oh.iter_mut().zip(&vd[row(vl, g, j)]) {
+                    *o += p * x;
+                }
             }
         }
-    }
-    Ok(Tensor::from_vec(out, (1, nh * hd), q.device())?)
+    });
+    Ok(out)
 }
+
+/// An output pointer shared by workers that write disjoint ranges.
+struct SendPtr(*mut f32);
+// SAFETY: workers write disjoint ranges of one live buffer.
+unsafe impl Sync for SendPtr {}
 
 /// Dot product with eight independent partial sums (so it vectorizes).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -188,6 +253,35 @@ struct Layer {
     pre_ff_norm: Tensor,
     mlp: Mlp,
     post_ff_norm: Tensor,
+    /// The same norm weights as plain vectors, for the CPU decode step.
+    vec: LayerNormVecs,
+}
+
+/// A layer's RMSNorm weights (`1 + w`) as vectors: input, post-attention, pre-FF, post-FF, q, k.
+struct LayerNormVecs {
+    input: Vec<f32>,
+    post_attn: Vec<f32>,
+    pre_ff: Vec<f32>,
+    post_ff: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+}
+
+/// candle-nn's `rms_norm` on one row: `x / sqrt(mean(x^2) + eps) * w`, the sum in f32 in order.
+fn rms_norm_row(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let sum2 = x.iter().map(|v| v * v).sum::<f32>();
+    let m = (sum2 / x.len() as f32 + eps).sqrt();
+    x.iter().zip(w).map(|(v, w)| *v / m * *w).collect()
+}
+
+/// candle-nn's `rope_thd` on one head of one position: pairs `(i, i + hd/2)` rotated by `(cos_i, sin_i)`.
+fn rope_row(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    for i in 0..half {
+        let (a, b) = (x[i], x[i + half]);
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = a * sin[i] + b * cos[i];
+    }
 }
 
 /// One layer's keys and values, `(kv_heads, capacity, head_dim)`, the first `len` positions valid.
@@ -259,11 +353,14 @@ pub struct Gemma3Model {
     lm_head: Linear,
     layers: Vec<Layer>,
     final_norm: Tensor,
+    final_norm_vec: Vec<f32>,
     cache: Vec<LayerCache>,
     tokens: Vec<u32>,
     device: Device,
     inv_freq_local: Vec<f32>,
     inv_freq_global: Vec<f32>,
+    /// Decode one token on the CPU with [`Gemma3Model::decode_row`] (default) rather than candle tensor ops.
+    fast_decode: bool,
 }
 
 fn inv_freq(base: f64, head_dim: usize, factor: f64) -> Vec<f32> {
@@ -287,29 +384,41 @@ impl Gemma3Model {
         for i in 0..cfg.num_hidden_layers {
             let p = format!("layers.{i}");
             let attn = Attention {
-                q_proj: Linear::new(ws.linear(&format!("{p}.self_attn.q_proj"))?)?,
-                k_proj: Linear::new(ws.linear(&format!("{p}.self_attn.k_proj"))?)?,
-                v_proj: Linear::new(ws.linear(&format!("{p}.self_attn.v_proj"))?)?,
+                qkv: Projections::new(
+                    ["q_proj", "k_proj", "v_proj"]
+                        .iter()
+                        .map(|n| Linear::new(ws.linear(&format!("{p}.self_attn.{n}"))?))
+                        .collect::<Result<_>>()?,
+                )?,
                 o_proj: Linear::new(ws.linear(&format!("{p}.self_attn.o_proj"))?)?,
                 q_norm: ws.norm(&format!("{p}.self_attn.q_norm"))?,
                 k_norm: ws.norm(&format!("{p}.self_attn.k_norm"))?,
                 sliding: cfg.is_sliding(i),
             };
             let mlp = Mlp {
-                gate: Linear::new(ws.linear(&format!("{p}.mlp.gate_proj"))?)?,
-                up: Linear::new(ws.linear(&format!("{p}.mlp.up_proj"))?)?,
+                gate_up: Projections::new(vec![
+                    Linear::new(ws.linear(&format!("{p}.mlp.gate_proj"))?)?,
+                    Linear::new(ws.linear(&format!("{p}.mlp.up_proj"))?)?,
+                ])?,
                 down: Linear::new(ws.linear(&format!("{p}.mlp.down_proj"))?)?,
             };
-            layers.push(Layer {
-                input_norm: ws.norm(&format!("{p}.input_layernorm"))?,
-                attn,
-                post_attn_norm: ws.norm(&format!("{p}.post_attention_layernorm"))?,
-                pre_ff_norm: ws.norm(&format!("{p}.pre_feedforward_layernorm"))?,
-                mlp,
-                post_ff_norm: ws.norm(&format!("{p}.post_feedforward_layernorm"))?,
-            });
+            let input_norm = ws.norm(&format!("{p}.input_layernorm"))?;
+            let post_attn_norm = ws.norm(&format!("{p}.post_attention_layernorm"))?;
+            let pre_ff_norm = ws.norm(&format!("{p}.pre_feedforward_layernorm"))?;
+            let post_ff_norm = ws.norm(&format!("{p}.post_feedforward_layernorm"))?;
+            let v = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?) };
+            let vec = LayerNormVecs {
+                input: v(&input_norm)?,
+                post_attn: v(&post_attn_norm)?,
+                pre_ff: v(&pre_ff_norm)?,
+                post_ff: v(&post_ff_norm)?,
+                q: v(&attn.q_norm)?,
+                k: v(&attn.k_norm)?,
+            };
+            layers.push(Layer { input_norm, attn, post_attn_norm, pre_ff_norm, mlp, post_ff_norm, vec });
         }
         let final_norm = ws.norm("norm")?;
+        let final_norm_vec = final_norm.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
         let inv_freq_local = inv_freq(cfg.rope_local_base_freq, cfg.head_dim, 1.0);
         let inv_freq_global = inv_freq(cfg.rope_theta, cfg.head_dim, cfg.global_rope_factor());
         let n = cfg.num_hidden_layers;
@@ -319,6 +428,8 @@ impl Gemma3Model {
             lm_head,
             layers,
             final_norm,
+            final_norm_vec,
+            fast_decode: true,
             cache: vec![LayerCache::default(); n],
             tokens: Vec::new(),
             device,
@@ -392,7 +503,71 @@ impl Gemma3Model {
         Ok(())
     }
 
-    fn rope_tables(&self, global: bool, pos: usize, seq: usize) -> Result<(Tensor, Tensor)> {
+    /// Uses the CPU decode step for single tokens (`true`, the default) or candle's tensor ops for every
+    /// call (`false`): both give the same logits up to float rounding; the switch exists for that check.
+    pub fn set_fast_decode(&mut self, on: bool) {
+        self.fast_decode = on;
+    }
+
+    /// One token through the model on the CPU with plain vectors between the products: the same steps as
+    /// [`Gemma3Model::forward`] (norms, rope, attention on the KV cache, GELU MLP), without the ~30 small
+    /// tensor ops per layer whose set-up and pool dispatch were a third of decode time on the 270M.
+    /// Returns the logits of the next token.
+    fn decode_row(&mut self, token: u32) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let dev = self.device.clone();
+        let pos = self.tokens.len();
+        let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let eps = cfg.rms_norm_eps as f32;
+        let scale = cfg.query_pre_attn_scalar.powf(-0.5) as f32;
+        let ids = Tensor::new(&[token], &dev)?;
+        let mut x: Vec<f32> = (self.embed.lookup(&ids)? * (cfg.hidden_size as f64).sqrt())?.flatten_all()?.to_vec1()?;
+        let rope_local = self.rope_values(false, pos, 1);
+        let rope_global = self.rope_values(true, pos, 1);
+        let local_start = (pos + 1).saturating_sub(cfg.sliding_window);
+        for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
+            let (a, nv) = (&layer.attn, &layer.vec);
+            let h = rms_norm_row(&x, &nv.input, eps);
+            let mut qkv = a.qkv.forward_row(&h, &dev)?.into_iter();
+            let (mut q, mut k, v) = (qkv.next().context("q")?, qkv.next().context("k")?, qkv.next().context("v")?);
+            let (cos, sin) = if a.sliding { &rope_local } else { &rope_global };
+            for head in q.chunks_exact_mut(hd) {
+                let n = rms_norm_row(head, &nv.q, eps);
+                head.copy_from_slice(&n);
+                rope_row(head, cos, sin);
+            }
+            for head in k.chunks_exact_mut(hd) {
+                let n = rms_norm_row(head, &nv.k, eps);
+                head.copy_from_slice(&n);
+                rope_row(head, cos, sin);
+            }
+            cache.append(&Tensor::from_vec(k, (kv, 1, hd), &dev)?, &Tensor::from_vec(v, (kv, 1, hd), &dev)?)?;
+            let (k_all, v_all) = cache.view(if a.sliding { local_start } else { 0 })?;
+            let o = decode_attention(&q, &k_all, &v_all, scale, cfg.attn_logit_softcapping, nh / kv)?;
+            let o = a.o_proj.forward_row(&o, &dev)?;
+            for (x, o) in x.iter_mut().zip(rms_norm_row(&o, &nv.post_attn, eps)) {
+                *x += o;
+            }
+            let h = rms_norm_row(&x, &nv.pre_ff, eps);
+            let gu = layer.mlp.gate_up.forward_row(&h, &dev)?;
+            let act: Vec<f32> = gu[0].iter().zip(&gu[1]).map(|(&g, &u)| super::ops::gelu_tanh(g) * u).collect();
+            let f = layer.mlp.down.forward_row(&act, &dev)?;
+            for (x, f) in x.iter_mut().zip(rms_norm_row(&f, &nv.post_ff, eps)) {
+                *x += f;
+            }
+        }
+        self.tokens.push(token);
+        let h = rms_norm_row(&x, &self.final_norm_vec, eps);
+        let mut logits = self.lm_head.forward_row(&h, &dev)?;
+        if let Some(cap) = cfg.final_logit_softcapping {
+            let cap = cap as f32;
+            logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+        }
+        Ok(logits)
+    }
+
+    /// cos and sin of the rotation angles of positions `pos..pos+seq`, `(seq * hd/2)` each, row-major.
+    fn rope_values(&self, global: bool, pos: usize, seq: usize) -> (Vec<f32>, Vec<f32>) {
         let inv = if global { &self.inv_freq_global } else { &self.inv_freq_local };
         let half = inv.len();
         let mut cos = Vec::with_capacity(seq * half);
@@ -405,6 +580,12 @@ impl Gemma3Model {
                 sin.push(a.sin() as f32);
             }
         }
+        (cos, sin)
+    }
+
+    fn rope_tables(&self, global: bool, pos: usize, seq: usize) -> Result<(Tensor, Tensor)> {
+        let half = self.inv_freq_local.len();
+        let (cos, sin) = self.rope_values(global, pos, seq);
         Ok((
             Tensor::from_vec(cos, (seq, half), &self.device)?,
             Tensor::from_vec(sin, (seq, half), &self.device)?,
@@ -442,6 +623,12 @@ impl Gemma3Model {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
             bail!("token id {bad} is outside the vocabulary (size {vocab})");
         }
+        if tokens.len() == 1 && self.fast_decode && self.device.is_cpu() {
+            let logits = self.decode_row(tokens[0])?;
+            let n = logits.len();
+            let t = Tensor::from_vec(logits, n, &self.device)?;
+            return Ok(if all_positions { t.reshape((1, n))? } else { t });
+        }
         let cfg = &self.cfg;
         let seq = tokens.len();
         let pos = self.tokens.len();
@@ -464,9 +651,10 @@ impl Gemma3Model {
         for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
             let a = &layer.attn;
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
-            let q = a.q_proj.forward(&h)?.reshape((1, seq, nh, hd))?;
-            let k = a.k_proj.forward(&h)?.reshape((1, seq, kv, hd))?;
-            let v = a.v_proj.forward(&h)?.reshape((seq, kv, hd))?;
+            let qkv = a.qkv.forward(&h)?;
+            let q = qkv[0].reshape((1, seq, nh, hd))?;
+            let k = qkv[1].reshape((1, seq, kv, hd))?;
+            let v = qkv[2].reshape((seq, kv, hd))?;
             let q = candle_nn::ops::rms_norm(&q, &a.q_norm, eps)?;
             let k = candle_nn::ops::rms_norm(&k, &a.k_norm, eps)?;
             let (cos, sin) = if a.sliding { &rope_local } else { &rope_global };
@@ -478,18 +666,6 @@ impl Gemma3Model {
             cache.append(&k, &v)?;
             let (start, mask) = if a.sliding { (local_start, &mask_local) } else { (0, &mask_global) };
             let (k_all, v_all) = cache.view(start)?; // (kv, L, hd)
-            if seq == 1 && self.device.is_cpu() {
-                // decode: one query per head, computed on the cache rows in place (no gemm set-up, no copies)
-                let o = decode_attention(&q, &k_all, &v_all, scale as f32, cfg.attn_logit_softcapping, n_rep)?;
-                let o = a.o_proj.forward(&o)?;
-                let o = candle_nn::ops::rms_norm(&o, &layer.post_attn_norm, eps)?;
-                x = (x + o)?;
-                let h = candle_nn::ops::rms_norm(&x, &layer.pre_ff_norm, eps)?;
-                let f = layer.mlp.forward(&h)?;
-                let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
-                x = (x + f)?;
-                continue;
-            }
             let n_keys = k_all.dims()[1];
             // queries grouped by their KV head: (kv, n_rep*seq, hd)
             let q = (q.squeeze(0)?.transpose(0, 1)?.contiguous()? * scale)?.reshape((kv, n_rep * seq, hd))?;

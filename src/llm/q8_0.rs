@@ -117,6 +117,28 @@ impl Q8_0Matrix {
         self.n
     }
 
+    /// Input features (columns).
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// One matrix holding the rows of `parts` in order (same input width): projections of one input
+    /// (q/k/v, gate/up) then cost one product, one activation quantization and one dispatch to the
+    /// worker pool instead of several, which is most of a small product's time at decode.
+    pub fn stack(parts: &[&Q8_0Matrix]) -> Result<Q8_0Matrix> {
+        let k = parts.first().context("nothing to stack")?.k;
+        ensure!(parts.iter().all(|p| p.k == k), "stacked matrices need one input width");
+        let n: usize = parts.iter().map(|p| p.n).sum();
+        let mut bytes = Vec::with_capacity(n * k / QK * BLOCK_BYTES);
+        for p in parts {
+            bytes.extend_from_slice(&p.q.data()?);
+        }
+        let storage = candle_core::quantized::QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, GgmlDType::Q8_0)?;
+        let q = QTensor::new(storage, (n, k))?;
+        let scales = parts.iter().flat_map(|p| p.scales.iter().copied()).collect();
+        Ok(Q8_0Matrix { q: Arc::new(q), n, k, scales })
+    }
+
     /// `x W^T` for `x` of shape `(..., k)`: shape `(..., n)`, like candle's `QMatMul::forward`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
@@ -298,6 +320,29 @@ mod tests {
         for x in [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 126.5, -127.0] {
             assert_eq!(round_half_away(x), x.round(), "{x}");
         }
+    }
+
+    #[test]
+    fn stacked_matrices_give_the_parts_products() {
+        if !supported() {
+            return;
+        }
+        let dev = Device::Cpu;
+        let mk = |n: usize| {
+            let w = Tensor::randn(0f32, 1.0, (n, 64), &dev).unwrap();
+            Q8_0Matrix::new(&Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap())).unwrap().unwrap()
+        };
+        let (a, b) = (mk(8), mk(12));
+        let s = Q8_0Matrix::stack(&[&a, &b]).unwrap();
+        assert_eq!(s.rows(), 20);
+        let x = Tensor::randn(0f32, 1.0, (3, 64), &dev).unwrap();
+        let whole = s.forward(&x).unwrap();
+        let parts = Tensor::cat(&[a.forward(&x).unwrap(), b.forward(&x).unwrap()], 1).unwrap();
+        let (w, p): (Vec<f32>, Vec<f32>) = (whole.flatten_all().unwrap().to_vec1().unwrap(), parts.flatten_all().unwrap().to_vec1().unwrap());
+        assert_eq!(w, p);
+        let c = mk(4);
+        let other = Q8_0Matrix::new(&Arc::new(QTensor::quantize(&Tensor::randn(0f32, 1.0, (4, 32), &dev).unwrap(), GgmlDType::Q8_0).unwrap())).unwrap().unwrap();
+        assert!(Q8_0Matrix::stack(&[&c, &other]).is_err(), "different input widths");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! Data flows as values: each function takes what it needs and returns a value the next cell uses, and
 //! writes its files where the seed wrote them (under the run's OUT_DIR) so a run can resume from any
 //! step. Displays ([`show`]) are values too: the same value prints in the CLI and renders as HTML/SVG in
-//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O.
+//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. One support
+//! module serves several steps: [`mem`], the huge-page tables that scoring's random lookups need.
 //!
 //! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
 //! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.

@@ -1,5 +1,5 @@
-//! The logistic regression against linfa-logistic (small dense data) and against scikit-learn's
-//! liblinear (real TF-IDF matrices, tests/peers/sklearn_baseline.py).
+//! The logistic regression, both solvers (dual coordinate descent, trust region), against linfa-logistic
+//! (small dense data) and against scikit-learn's liblinear (real TF-IDF matrices, tests/peers/sklearn_baseline.py).
 
 #[path = "h1_support/mod.rs"]
 mod support;
@@ -7,7 +7,7 @@ mod support;
 use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
 use ndarray::{Array1, Array2};
-use revmod::linear::{ClassWeight, LogRegModel, LogRegParams};
+use revmod::linear::{ClassWeight, LogRegModel, LogRegParams, Solver};
 use revmod::text::{CsrMatrix, TfidfParams};
 use serde_json::json;
 use support::{derived_labels, peer, reviews, Rng};
@@ -31,12 +31,18 @@ fn max_diff(a: impl IntoIterator<Item = f64>, b: impl IntoIterator<Item = f64>) 
 }
 
 #[test]
-fn solver_matches_linfa_logistic_on_small_dense_data() {
+fn solvers_match_linfa_logistic_on_small_dense_data() {
+    for solver in [Solver::Dual, Solver::Tron] {
+        check_against_linfa(solver);
+    }
+}
+
+fn check_against_linfa(solver: Solver) {
     let (x, y) = dense_data(300, 6, 7);
     let ds = Dataset::new(x.clone(), y.clone());
     for c in [1.0, 0.1] {
         // Without intercept both minimise sum(logloss) + ||w||^2 / (2C).
-        let ours: LogRegModel = LogRegParams { c, class_weight: ClassWeight::None, fit_intercept: false, tol: 1e-10, ..Default::default() }
+        let ours: LogRegModel = LogRegParams { c, class_weight: ClassWeight::None, fit_intercept: false, tol: 1e-10, dual_tol: 1e-9, solver, ..Default::default() }
             .fit(&ds)
             .unwrap();
         let theirs = linfa_logistic::LogisticRegression::default()
@@ -47,14 +53,14 @@ fn solver_matches_linfa_logistic_on_small_dense_data() {
             .fit(&ds)
             .unwrap();
         let d = max_diff(ours.coef.iter().copied(), theirs.params().iter().copied());
-        assert!(d < 1e-5, "C={c}: coefficients differ by {d}");
+        assert!(d < 1e-5, "{solver:?} C={c}: coefficients differ by {d}");
         let p_ours: Array1<f64> = ours.predict(&x);
         let p_theirs = theirs.predict_probabilities(&x);
         let d = max_diff(p_ours.iter().copied(), p_theirs.iter().copied());
-        assert!(d < 1e-6, "C={c}: probabilities differ by {d}");
+        assert!(d < 1e-6, "{solver:?} C={c}: probabilities differ by {d}");
     }
     // liblinear penalises the intercept: that is linfa without intercept on x plus a column of ones.
-    let ours = LogRegParams { class_weight: ClassWeight::None, tol: 1e-10, ..Default::default() }.fit(&ds).unwrap();
+    let ours = LogRegParams { class_weight: ClassWeight::None, tol: 1e-10, dual_tol: 1e-9, solver, ..Default::default() }.fit(&ds).unwrap();
     let mut x1 = Array2::ones((x.nrows(), x.ncols() + 1));
     x1.slice_mut(ndarray::s![.., ..x.ncols()]).assign(&x);
     let theirs = linfa_logistic::LogisticRegression::default()
@@ -65,7 +71,7 @@ fn solver_matches_linfa_logistic_on_small_dense_data() {
         .fit(&Dataset::new(x1, y))
         .unwrap();
     let d = (ours.intercept - theirs.params()[x.ncols()]).abs();
-    assert!(d < 1e-5, "penalised intercept differs by {d}");
+    assert!(d < 1e-5, "{solver:?}: penalised intercept differs by {d}");
 }
 
 fn csr_json(x: &CsrMatrix) -> serde_json::Value {
@@ -89,17 +95,18 @@ fn matches_sklearn_liblinear_on_real_tfidf() {
         &json!({"mode": "logreg", "X": csr_json(&x), "X_eval": csr_json(&xe),
                 "ys": ys.iter().map(|y| y.iter().map(|&b| b as u8).collect::<Vec<_>>()).collect::<Vec<_>>()}),
     );
-    for (j, y) in ys.iter().enumerate() {
-        let m = LogRegParams::default().fit_sparse(&x, y).unwrap();
+    let runs = ys.iter().enumerate().flat_map(|(j, y)| [Solver::Dual, Solver::Tron].map(|solver| (j, y, solver)));
+    for (j, y, solver) in runs {
+        let m = LogRegParams { solver, ..Default::default() }.fit_sparse(&x, y).unwrap();
         assert!(m.solver.unwrap().converged);
         let ours = m.predict_proba(&xe);
         let theirs: Vec<f64> = serde_json::from_value(out["proba"][j].clone()).unwrap();
         let d = max_diff(ours.iter().copied(), theirs);
-        eprintln!("label {j} ({} positives): max |p_ours - p_sklearn| = {d:.2e} (p range {:.4}..{:.4}, {:?})", pos[j],
+        eprintln!("label {j} {solver:?} ({} positives): max |p_ours - p_sklearn| = {d:.2e} (p range {:.4}..{:.4}, {:?})", pos[j],
             ours.iter().copied().fold(1.0, f64::min), ours.iter().copied().fold(0.0, f64::max), m.solver.unwrap());
-        assert!(d <= 1e-4, "label {j} ({} positives): predict_proba differs from sklearn by {d}", pos[j]);
+        assert!(d <= 1e-4, "label {j} {solver:?} ({} positives): predict_proba differs from sklearn by {d}", pos[j]);
         let di = (m.intercept - out["intercept"][j].as_f64().unwrap()).abs();
-        assert!(di <= 1e-3, "label {j}: intercept differs by {di}");
+        assert!(di <= 1e-3, "label {j} {solver:?}: intercept differs by {di}");
     }
 }
 

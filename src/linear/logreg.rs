@@ -4,7 +4,10 @@
 //! `C_i = C * class_weight[y_i]` and the intercept `b` learned as the weight of a constant feature `s`
 //! (`intercept_scaling`) and penalised with the other weights: the problem scikit-learn's
 //! `LogisticRegression(solver='liblinear')` solves. The optimum is unique, so any solver that converges
-//! tightly gives the same model; we use liblinear's trust-region Newton method ([`super::tron`]).
+//! tightly gives the same model. Two of liblinear's solvers are here: dual coordinate descent
+//! ([`super::dual`], the default: on the seed's TF-IDF data it reaches scikit-learn's answer in 16-30
+//! passes over the rows, 2.4x faster than the primal) and the trust-region Newton method ([`super::tron`],
+//! liblinear's primal solver, which scikit-learn uses by default).
 //! Why not linfa-logistic: it takes dense `Array2` records only (the seed's matrices have ~10^5-10^6
 //! columns) and does not penalise the intercept; we still implement linfa's `Fit`/`PredictInplace`.
 
@@ -14,6 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use super::tron::{minimize, Objective, TronParams, TronResult};
 use crate::text::CsrMatrix;
+
+/// Which optimiser minimises the objective (both reach the same optimum).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    /// liblinear's dual coordinate descent (`-s 7`); stops on [`LogRegParams::dual_tol`].
+    #[default]
+    Dual,
+    /// liblinear's trust-region Newton method on the primal (`-s 0`); stops on [`LogRegParams::tol`].
+    Tron,
+}
 
 /// How samples of each class are weighted in the loss.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,8 +54,20 @@ pub struct LogRegParams {
     /// Relative gradient-norm tolerance of the solver (tighter than liblinear's default so that the
     /// result is within ~1e-6 of the exact optimum).
     pub tol: f64,
-    /// Maximum Newton iterations.
+    /// Maximum Newton iterations (trust region) or epochs (dual).
     pub max_iter: usize,
+    /// The optimiser.
+    #[serde(default)]
+    pub solver: Solver,
+    /// Dual solver's stopping rule: the largest one-row subproblem gradient of an epoch (liblinear's `eps`
+    /// for `-s 7`). 1e-4 puts the probabilities within about 5e-6 of the exact optimum on the seed's data,
+    /// closer than scikit-learn's own default fit (about 3e-5).
+    #[serde(default = "default_dual_tol")]
+    pub dual_tol: f64,
+}
+
+fn default_dual_tol() -> f64 {
+    1e-4
 }
 
 impl Default for LogRegParams {
@@ -53,6 +79,8 @@ impl Default for LogRegParams {
             intercept_scaling: 1.0,
             tol: 1e-6,
             max_iter: 1000,
+            solver: Solver::Dual,
+            dual_tol: default_dual_tol(),
         }
     }
 }
@@ -72,11 +100,12 @@ pub struct LogRegModel {
 /// Solver diagnostics of a fit.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SolverInfo {
-    /// Newton iterations.
+    /// Newton iterations (trust region) or epochs (dual).
     pub iterations: usize,
-    /// Hessian-vector products.
+    /// Hessian-vector products (trust region; 0 for the dual solver).
     pub cg_steps: usize,
-    /// Final gradient norm relative to the initial one.
+    /// Final gradient norm relative to the initial one (trust region), or the last epoch's largest
+    /// subproblem gradient (dual).
     pub rel_grad: f64,
     /// True when the tolerance was met.
     pub converged: bool,
@@ -205,6 +234,14 @@ impl LogRegParams {
         ensure!(self.c > 0.0, "C must be positive, got {}", self.c);
         let (wn, wp) = self.class_weights(y);
         let bias = if self.fit_intercept { self.intercept_scaling } else { 0.0 };
+        if self.solver == Solver::Dual {
+            let yy: Vec<f64> = y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
+            let c: Vec<f64> = y.iter().map(|&b| self.c * if b { wp } else { wn }).collect();
+            let (mut w, r) = super::dual::solve(x, &yy, &c, bias, self.dual_tol, self.max_iter, 0x5eed);
+            let intercept = if self.fit_intercept { bias * w.pop().unwrap() } else { 0.0 };
+            let info = SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged };
+            return Ok(LogRegModel { coef: w, intercept, solver: Some(info) });
+        }
         let mut obj = LrObjective {
             x,
             y: y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect(),

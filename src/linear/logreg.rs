@@ -234,26 +234,23 @@ impl LogRegParams {
         ensure!(self.c > 0.0, "C must be positive, got {}", self.c);
         let (wn, wp) = self.class_weights(y);
         let bias = if self.fit_intercept { self.intercept_scaling } else { 0.0 };
-        if self.solver == Solver::Dual {
-            let yy: Vec<f64> = y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
-            let c: Vec<f64> = y.iter().map(|&b| self.c * if b { wp } else { wn }).collect();
-            let (mut w, r) = super::dual::solve(x, &yy, &c, bias, self.dual_tol, self.max_iter, 0x5eed);
-            let intercept = if self.fit_intercept { bias * w.pop().unwrap() } else { 0.0 };
-            let info = SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged };
-            return Ok(LogRegModel { coef: w, intercept, solver: Some(info) });
-        }
-        let mut obj = LrObjective {
-            x,
-            y: y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect(),
-            c: y.iter().map(|&b| self.c * if b { wp } else { wn }).collect(),
-            bias,
-            z: vec![0.0; x.n_rows],
-            d: vec![0.0; x.n_rows],
+        // +1 / -1 and C_i per row, the same for both solvers
+        let signs: Vec<f64> = y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
+        let c: Vec<f64> = y.iter().map(|&b| self.c * if b { wp } else { wn }).collect();
+        let (mut w, info) = match self.solver {
+            Solver::Dual => {
+                let (w, r) = super::dual::solve(x, &signs, &c, bias, self.dual_tol, self.max_iter, 0x5eed);
+                (w, SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged })
+            }
+            Solver::Tron => {
+                let mut obj = LrObjective { x, y: signs, c, bias, z: vec![0.0; x.n_rows], d: vec![0.0; x.n_rows] };
+                let mut w = vec![0.0; obj.dim()];
+                let r = minimize(&mut obj, &mut w, &TronParams { eps: self.tol, max_iter: self.max_iter, precond: 0.0 });
+                (w, r.into())
+            }
         };
-        let mut w = vec![0.0; obj.dim()];
-        let info = minimize(&mut obj, &mut w, &TronParams { eps: self.tol, max_iter: self.max_iter, precond: 0.0 });
         let intercept = if self.fit_intercept { bias * w.pop().unwrap() } else { 0.0 };
-        Ok(LogRegModel { coef: w, intercept, solver: Some(info.into()) })
+        Ok(LogRegModel { coef: w, intercept, solver: Some(info) })
     }
 }
 

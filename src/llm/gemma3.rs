@@ -95,7 +95,7 @@ impl Linear {
     fn forward_row(&self, x: &[f32], dev: &Device) -> Result<Vec<f32>> {
         match self {
             Linear::Candle(m) => Ok(m.forward(&Tensor::from_slice(x, (1, x.len()), dev)?)?.flatten_all()?.to_vec1()?),
-            Linear::Q8_0(m) => m.matmul(&super::q8_0::Q8_0Rows::quantize(x, 1, x.len())),
+            Linear::Q8_0(m) => m.forward_rows(x),
         }
     }
 }
@@ -123,7 +123,7 @@ impl Projections {
         match self {
             Projections::Each(ps) => ps.iter().map(|p| p.forward_row(x, dev)).collect(),
             Projections::Stacked(m, rows) => {
-                let all = m.matmul(&super::q8_0::Q8_0Rows::quantize(x, 1, x.len()))?;
+                let all = m.forward_rows(x)?;
                 let mut at = 0;
                 Ok(rows.iter().map(|&n| { at += n; all[at - n..at].to_vec() }).collect())
             }
@@ -200,44 +200,33 @@ fn decode_attention(qv: &[f32], k: &Tensor, v: &Tensor, scale: f32, softcap: Opt
         o..o + hd
     };
     let mut out = vec![0f32; nh * hd];
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    // heads in parallel on candle's worker pool (each writes its own hd outputs)
-    candle_core::utils::barrier_pool().execute_chunked(nh, |heads| {
-        let out_ptr = &out_ptr;
+    // heads in parallel on candle's worker pool, each writing its own hd outputs
+    super::ops::pool_chunks_mut(&mut out, hd, |h, oh| {
         let mut sc = vec![0f32; l];
-        for h in heads {
-            let g = h / n_rep;
-            let qh: Vec<f32> = qv[h * hd..(h + 1) * hd].iter().map(|x| x * scale).collect();
-            for (j, s) in sc.iter_mut().enumerate() {
-                *s = dot(&qh, &kd[row(kl, g, j)]);
-            }
-            if let Some(cap) = softcap {
-                let cap = cap as f32;
-                sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
-            }
-            let m = sc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut sum = 0f32;
-            for s in sc.iter_mut() {
-                *s = (*s - m).exp();
-                sum += *s;
-            }
-            // SAFETY: head h owns out[h * hd..(h + 1) * hd]; heads are split disjointly between workers.
-            let oh = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(h * hd), hd) };
-            for (j, &p) in sc.iter().enumerate() {
-                let p = p / sum;
-                for (o, &x) in oh.iter_mut().zip(&vd[row(vl, g, j)]) {
-                    *o += p * x;
-                }
+        let g = h / n_rep;
+        let qh: Vec<f32> = qv[h * hd..(h + 1) * hd].iter().map(|x| x * scale).collect();
+        for (j, s) in sc.iter_mut().enumerate() {
+            *s = dot(&qh, &kd[row(kl, g, j)]);
+        }
+        if let Some(cap) = softcap {
+            let cap = cap as f32;
+            sc.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
+        }
+        let m = sc.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0f32;
+        for s in sc.iter_mut() {
+            *s = (*s - m).exp();
+            sum += *s;
+        }
+        for (j, &p) in sc.iter().enumerate() {
+            let p = p / sum;
+            for (o, &x) in oh.iter_mut().zip(&vd[row(vl, g, j)]) {
+                *o += p * x;
             }
         }
     });
     Ok(out)
 }
-
-/// An output pointer shared by workers that write disjoint ranges.
-struct SendPtr(*mut f32);
-// SAFETY: workers write disjoint ranges of one live buffer.
-unsafe impl Sync for SendPtr {}
 
 /// Dot product with eight independent partial sums (so it vectorizes).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -555,8 +544,10 @@ impl Gemma3Model {
                 *x += o;
             }
             let h = rms_norm_row(&x, &nv.pre_ff, eps);
-            let gu = layer.mlp.gate_up.forward_row(&h, &dev)?;
-            let act: Vec<f32> = gu[0].iter().zip(&gu[1]).map(|(&g, &u)| super::ops::gelu_tanh(g) * u).collect();
+            let mut gu = layer.mlp.gate_up.forward_row(&h, &dev)?;
+            let up = gu.pop().context("up")?;
+            let mut act = gu.pop().context("gate")?;
+            super::ops::gelu_mul_slice(&mut act, &up);
             let f = layer.mlp.down.forward_row(&act, &dev)?;
             for (x, f) in x.iter_mut().zip(rms_norm_row(&f, &nv.post_ff, eps)) {
                 *x += f;

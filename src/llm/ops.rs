@@ -46,7 +46,14 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// `gelu_tanh(g) * u` elementwise for CPU f32 tensors of one shape; rows split over candle's worker pool.
+/// `g[i] = gelu_tanh(g[i]) * u[i]`: the MLP activation on one row (decode) or one chunk.
+pub fn gelu_mul_slice(g: &mut [f32], u: &[f32]) {
+    for (g, &u) in g.iter_mut().zip(u) {
+        *g = gelu_tanh(*g) * u;
+    }
+}
+
+/// `gelu_tanh(g) * u` elementwise for CPU f32 tensors of one shape; chunks split over candle's worker pool.
 pub fn gelu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     if g.dims() != u.dims() {
         bail!("gelu_mul: shapes {:?} and {:?} differ", g.dims(), u.dims());
@@ -57,23 +64,31 @@ pub fn gelu_mul(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     let uv = &uc.as_slice::<f32>()?[ul.start_offset()..ul.start_offset() + u.elem_count()];
     let mut out = values(g)?;
     const CHUNK: usize = 4096;
-    let ptr = OutPtr(out.as_mut_ptr());
-    let n = out.len();
-    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(CHUNK), |chunks| {
-        let (a, b) = (chunks.start * CHUNK, (chunks.end * CHUNK).min(n));
-        let ptr = &ptr;
-        // SAFETY: each range of chunks is handed to one worker; ranges are disjoint and inside `out`.
-        let o = unsafe { std::slice::from_raw_parts_mut(ptr.0.add(a), b - a) };
-        for (o, &x) in o.iter_mut().zip(&uv[a..b]) {
-            *o = gelu_tanh(*o) * x;
-        }
-    });
+    pool_chunks_mut(&mut out, CHUNK, |i, o| gelu_mul_slice(o, &uv[i * CHUNK..]));
     Ok(Tensor::from_vec(out, g.dims(), g.device())?)
 }
 
-struct OutPtr(*mut f32);
-// SAFETY: workers write disjoint ranges of one live buffer.
-unsafe impl Sync for OutPtr {}
+/// Calls `f(i, chunk)` for every `chunk_len`-long chunk `i` of `out` (the last may be shorter), on
+/// candle's CPU worker pool: the pool the model's other ops run on, so no second set of workers spins
+/// beside it (which halved decode speed on two cores).
+pub fn pool_chunks_mut(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let n = out.len();
+    let ptr = SendPtr(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(chunk_len.max(1)), |chunks| {
+        let ptr = &ptr;
+        for i in chunks {
+            let (a, b) = (i * chunk_len, ((i + 1) * chunk_len).min(n));
+            // SAFETY: each chunk index is handed to one worker once; chunks are disjoint and inside `out`,
+            // which outlives the call.
+            f(i, unsafe { std::slice::from_raw_parts_mut(ptr.0.add(a), b - a) });
+        }
+    });
+}
+
+/// A pointer into one output buffer, shared by workers that write disjoint parts of it.
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the workers holding it write disjoint elements of one live buffer.
+unsafe impl Sync for SendPtr {}
 
 #[cfg(test)]
 mod tests {

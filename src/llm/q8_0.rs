@@ -144,12 +144,17 @@ impl Q8_0Matrix {
         let dims = x.dims().to_vec();
         let k = *dims.last().context("scalar input")?;
         ensure!(k == self.k, "input has {k} features, the weight {}", self.k);
-        let m = x.elem_count() / k;
         let xs: Vec<f32> = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
-        let out = self.matmul(&Q8_0Rows::quantize(&xs, m, k))?;
+        let out = self.forward_rows(&xs)?;
         let mut shape = dims;
         *shape.last_mut().unwrap() = self.n;
         Ok(Tensor::from_vec(out, shape, x.device())?)
+    }
+
+    /// `x W^T` for row-major rows of `k` values in `x`: row-major `(rows, n)`.
+    pub fn forward_rows(&self, x: &[f32]) -> Result<Vec<f32>> {
+        ensure!(x.len() % self.k == 0, "{} values are not rows of {}", x.len(), self.k);
+        self.matmul(&Q8_0Rows::quantize(x, x.len() / self.k, self.k))
     }
 
     /// Row-major `(m, n)` products of quantized activations with this matrix.
@@ -158,9 +163,9 @@ impl Q8_0Matrix {
         let (m, n) = (a.m, self.n);
         let mut out = vec![0f32; m * n];
         let data = self.q.data()?;
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        // candle's own worker pool, not rayon's: the model's other ops run there, and two pools whose
-        // workers spin between calls halve decode speed on two cores.
+        // Tasks own weight rows, i.e. columns of `out`, which are not contiguous: so the pool is driven
+        // directly rather than through `ops::pool_chunks_mut` (same pool, same reason).
+        let out_ptr = super::ops::SendPtr(out.as_mut_ptr());
         candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_TASK), |tasks| {
             let j0 = tasks.start * ROWS_PER_TASK;
             let j1 = (tasks.end * ROWS_PER_TASK).min(n);
@@ -174,11 +179,6 @@ impl Q8_0Matrix {
         Ok(out)
     }
 }
-
-/// A raw output pointer shared by tasks that write disjoint elements.
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint (row, column) elements of one live buffer.
-unsafe impl Sync for SendPtr {}
 
 #[cfg(target_arch = "x86_64")]
 mod kernel {

@@ -216,7 +216,13 @@ impl TfidfParams {
             .collect();
         drop(global);
         let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
-        let rows = rows.into_par_iter().map(|r| fitted.weigh(r)).collect();
+        let rows = rows
+            .into_par_iter()
+            .map(|mut r| {
+                fitted.weigh_in_place(&mut r);
+                r
+            })
+            .collect();
         let x = CsrMatrix::from_rows(fitted.n_features(), rows);
         Ok((fitted, x))
     }
@@ -333,12 +339,7 @@ impl FittedTfidf {
         &self.idf
     }
 
-    /// tf-idf weighting and normalisation of one row of `(column, count)` (columns sorted).
-    fn weigh(&self, mut r: Vec<(u32, f64)>) -> Vec<(u32, f64)> {
-        self.weigh_in_place(&mut r);
-        r
-    }
-
+    /// tf-idf weighting and normalisation, in place, of one row of `(column, count)` (columns sorted).
     fn weigh_in_place(&self, r: &mut [(u32, f64)]) {
         const AHEAD: usize = 8;
         for i in 0..r.len() {

@@ -77,6 +77,18 @@ impl Interner {
         id
     }
 
+    /// Appends `s`, which the caller knows is not present yet, and returns its id.
+    pub fn push_distinct(&mut self, s: &str) -> u32 {
+        let h = term_hash(s);
+        let Interner { arena, ends, hashes, table } = self;
+        let id = ends.len() as u32;
+        table.insert_unique(h, id, |&id| hashes[id as usize]);
+        arena.push_str(s);
+        ends.push(arena.len());
+        hashes.push(h);
+        id
+    }
+
     /// Id of `s` if present.
     pub fn find(&self, s: &str) -> Option<u32> {
         let h = term_hash(s);

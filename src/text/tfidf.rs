@@ -17,10 +17,11 @@ use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::analyzer::{
-    for_each_char_ngram, for_each_char_ngram_span, for_each_word_ngram, for_each_word_ngram_tokens, join_tokens,
-    normalize_whitespace, preprocess,
-};
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
+
+use super::analyzer::{for_each_char_ngram_span, for_each_word_ngram_tokens, join_tokens, normalize_whitespace, preprocess};
 use super::csr::CsrMatrix;
 use super::interner::Interner;
 use super::termkey::{joined_key, short_key_at, TermIndex, PADDING, SHORT_MAX};
@@ -237,18 +238,53 @@ struct LocalCounts {
 }
 
 impl LocalCounts {
+    /// Counts the terms of `docs`. Short terms are told apart by their packed key (one integer hash per
+    /// occurrence, no string built or compared; see `termkey`); only the chunk's distinct terms are
+    /// spelled out as strings, for the merge.
     fn count(p: &TfidfParams, docs: &[&str]) -> LocalCounts {
-        let mut terms = Interner::default();
+        let mut short: HashMap<u128, u32, FixedState> = HashMap::default();
+        let mut long = Interner::default();
+        // local id of each term of `long`
+        let mut long_local: Vec<u32> = Vec::new();
+        // local id -> the term's key, or its id in `long`
+        let mut ids: Vec<Result<u128, u32>> = Vec::new();
         let mut entries = Vec::new();
         let mut doc_ptr = vec![0];
         let mut seq: Vec<u32> = Vec::new();
         let mut scratch = Scratch::default();
         for doc in docs {
             seq.clear();
-            let mut intern = |t: &str| seq.push(terms.intern(t));
-            analyze(p, doc, &mut scratch, &mut intern);
+            for_each_term(p, doc, &mut scratch, |t| {
+                let id = match t {
+                    Term::Short(k) => *short.entry(k).or_insert_with(|| {
+                        ids.push(Ok(k));
+                        ids.len() as u32 - 1
+                    }),
+                    Term::Long(s) => {
+                        let l = long.intern(s);
+                        if l as usize == long_local.len() {
+                            ids.push(Err(l));
+                            long_local.push(ids.len() as u32 - 1);
+                        }
+                        long_local[l as usize]
+                    }
+                };
+                seq.push(id);
+            });
             push_counts(&mut seq, &mut entries);
             doc_ptr.push(entries.len());
+        }
+        let mut terms = Interner::default();
+        for id in &ids {
+            match *id {
+                Ok(k) => {
+                    let b = k.to_le_bytes();
+                    terms.push_distinct(std::str::from_utf8(&b[..b[15] as usize]).expect("a key holds a str slice"));
+                }
+                Err(l) => {
+                    terms.push_distinct(long.get(l));
+                }
+            }
         }
         LocalCounts { terms, entries, doc_ptr }
     }
@@ -286,17 +322,40 @@ pub struct Scratch {
     keys: Vec<u128>,
 }
 
-/// Calls `f` with every term of `doc` under the analyzer of `p`.
-fn analyze(p: &TfidfParams, doc: &str, s: &mut Scratch, f: &mut dyn FnMut(&str)) {
+/// A term of a text: its packed key when it is at most [`SHORT_MAX`] bytes long, else its text.
+enum Term<'a> {
+    Short(u128),
+    Long(&'a str),
+}
+
+/// Calls `f` with every term of `doc` under the analyzer of `p`, in sklearn's order. Short terms come as
+/// packed keys, so no string is built or hashed for them.
+fn for_each_term(p: &TfidfParams, doc: &str, s: &mut Scratch, mut f: impl FnMut(Term)) {
     let pre = preprocess(doc, p.lowercase);
     match p.analyzer {
-        Analyzer::Word => {
-            let mut tokens = Vec::new();
-            for_each_word_ngram(&pre, p.ngram_range, &mut tokens, &mut s.buf, f);
-        }
         Analyzer::Char => {
             let norm = normalize_whitespace(&pre);
-            for_each_char_ngram(&norm, p.ngram_range, &mut s.offsets, f);
+            s.padded.clear();
+            s.padded.extend_from_slice(norm.as_bytes());
+            s.padded.extend_from_slice(&[0; PADDING]);
+            let padded = &s.padded;
+            for_each_char_ngram_span(&norm, p.ngram_range, &mut s.offsets, |a, b| {
+                if b - a <= SHORT_MAX {
+                    f(Term::Short(short_key_at(padded, a, b - a)));
+                } else {
+                    f(Term::Long(&norm[a..b]));
+                }
+            });
+        }
+        Analyzer::Word => {
+            let (mut tokens, buf) = (Vec::new(), &mut s.buf);
+            for_each_word_ngram_tokens(&pre, p.ngram_range, &mut tokens, |gram| match joined_key(gram) {
+                Some(k) => f(Term::Short(k)),
+                None => {
+                    join_tokens(gram, buf);
+                    f(Term::Long(buf));
+                }
+            });
         }
     }
 }
@@ -377,35 +436,14 @@ impl FittedTfidf {
         // cache misses of a text's hundreds of lookups overlap (see `termkey`).
         let mut keys = std::mem::take(&mut s.keys);
         keys.clear();
-        let pre = preprocess(doc, self.params.lowercase);
-        match self.params.analyzer {
-            Analyzer::Char => {
-                let norm = normalize_whitespace(&pre);
-                s.padded.clear();
-                s.padded.extend_from_slice(norm.as_bytes());
-                s.padded.extend_from_slice(&[0; PADDING]);
-                let padded = &s.padded;
-                for_each_char_ngram_span(&norm, self.params.ngram_range, &mut s.offsets, |a, b| {
-                    if b - a <= SHORT_MAX {
-                        keys.push(short_key_at(padded, a, b - a));
-                    } else if let Some(c) = self.index.get_long(&norm[a..b]) {
-                        seq.push(c);
-                    }
-                });
+        for_each_term(&self.params, doc, s, |t| match t {
+            Term::Short(k) => keys.push(k),
+            Term::Long(t) => {
+                if let Some(c) = self.index.get_long(t) {
+                    seq.push(c);
+                }
             }
-            Analyzer::Word => {
-                let (mut tokens, buf) = (Vec::new(), &mut s.buf);
-                for_each_word_ngram_tokens(&pre, self.params.ngram_range, &mut tokens, |gram| match joined_key(gram) {
-                    Some(k) => keys.push(k),
-                    None => {
-                        join_tokens(gram, buf);
-                        if let Some(c) = self.index.get_long(buf) {
-                            seq.push(c);
-                        }
-                    }
-                });
-            }
-        }
+        });
         const AHEAD: usize = 32;
         let table = self.index.short_table();
         for &k in keys.iter().take(AHEAD) {

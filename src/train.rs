@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::{Scorer, LABELS};
-use crate::linear::{expit, LogRegModel, LogRegParams};
+use crate::linear::{expit, DualRows, LogRegModel, LogRegParams, Solver};
 use crate::mem::HugeVec;
 use crate::split::{MlReady, Part};
 use crate::text::{CsrMatrix, FittedTextFeatures, RowScratch, TextFeaturesParams};
@@ -356,26 +356,34 @@ pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline
         })
         .collect::<Result<_>>()?;
     let t1 = std::time::Instant::now();
-    let models: Vec<LabelModel> = params
-        .labels
-        .par_iter()
-        .zip(ys.par_iter())
-        .map(|(label, y)| {
-            let pos = y[0].iter().filter(|&&b| b).count();
-            if pos == 0 || pos == y[0].len() {
-                let proba = if pos == 0 { 0.0 } else { 1.0 };
-                let reason = format!(
-                    "label {label:?}: {pos} positive of {} train rows; one class only, so no model was fitted \
-                     (constant probability {proba})",
-                    y[0].len()
-                );
-                Ok(LabelModel::Constant { proba, reason })
-            } else {
-                let m = params.logreg.fit_sparse(&xs[0].1, &y[0]).with_context(|| format!("fitting label {label:?}"))?;
-                Ok(LabelModel::Logreg(m))
-            }
+    // labels with one class get a constant; the others are fitted, on rows prepared once for all of them
+    let constant = |label: &str, y: &[bool]| {
+        let pos = y.iter().filter(|&&b| b).count();
+        (pos == 0 || pos == y.len()).then(|| {
+            let proba = if pos == 0 { 0.0 } else { 1.0 };
+            let reason = format!(
+                "label {label:?}: {pos} positive of {} train rows; one class only, so no model was fitted \
+                 (constant probability {proba})",
+                y.len()
+            );
+            LabelModel::Constant { proba, reason }
         })
-        .collect::<Result<_>>()?;
+    };
+    let mut models: Vec<Option<LabelModel>> = params.labels.iter().zip(&ys).map(|(l, y)| constant(l, &y[0])).collect();
+    let todo: Vec<usize> = (0..models.len()).filter(|&j| models[j].is_none()).collect();
+    let fitted: Vec<Result<LogRegModel>> = match params.logreg.solver {
+        Solver::Dual if !todo.is_empty() => {
+            let rows = DualRows::new(&xs[0].1);
+            let targets: Vec<&[bool]> = todo.iter().map(|&j| ys[j][0].as_slice()).collect();
+            params.logreg.fit_many(&rows, &targets)
+        }
+        _ => todo.par_iter().map(|&j| params.logreg.fit_sparse(&xs[0].1, &ys[j][0])).collect(),
+    };
+    for (&j, m) in todo.iter().zip(fitted) {
+        let m = m.with_context(|| format!("fitting label {:?}", params.labels[j]))?;
+        models[j] = Some(LabelModel::Logreg(m));
+    }
+    let models: Vec<LabelModel> = models.into_iter().map(|m| m.expect("every label has a model")).collect();
     metrics.fit_seconds = t1.elapsed().as_secs_f64();
     for m in &models {
         if let LabelModel::Constant { reason, .. } = m {

@@ -7,7 +7,7 @@ mod support;
 use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
 use ndarray::{Array1, Array2};
-use revmod::linear::{ClassWeight, LogRegModel, LogRegParams, Solver};
+use revmod::linear::{ClassWeight, DualRows, LogRegModel, LogRegParams, Solver};
 use revmod::text::{CsrMatrix, TfidfParams};
 use serde_json::json;
 use support::{derived_labels, peer, reviews, Rng};
@@ -115,4 +115,65 @@ fn one_class_is_a_clear_error() {
     let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
     let e = LogRegParams::default().fit_sparse(&x, &[false, false]).unwrap_err();
     assert!(format!("{e}").contains("both classes"), "{e}");
+}
+
+/// Real TF-IDF rows, each repeated 1-4 times as a resampled data set would, some copies with the other
+/// label (a labeller's noise), and the labels of `relevant` and of a rare label (8 positives).
+fn duplicated_rows() -> (CsrMatrix, Vec<Vec<bool>>, usize) {
+    let revs = reviews(900);
+    let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
+    let (_, x) = TfidfParams::seed_word().fit_transform(&texts).unwrap();
+    let mut rng = Rng(7);
+    let (mut idx, mut ys) = (Vec::new(), vec![Vec::new(), Vec::new()]);
+    for i in 0..x.n_rows {
+        let rel = derived_labels(&revs[i], i, 0)[0];
+        let rare = i % 113 == 3;
+        for copy in 0..1 + rng.below(4) {
+            idx.push(i);
+            // every 50th row's second copy has the other relevant label
+            ys[0].push(if copy == 1 && i % 50 == 0 { !rel } else { rel });
+            ys[1].push(rare);
+        }
+    }
+    let distinct = (0..x.n_rows).filter(|&i| (0..i).all(|k| x.row(k) != x.row(i))).count();
+    (x.select_rows(&idx), ys, distinct)
+}
+
+#[test]
+fn merging_duplicate_rows_keeps_the_optimum() {
+    // The dual solver merges identical rows; the trust-region solver sees every copy. Both minimise the
+    // same objective, so at tight tolerances they must agree.
+    let (x, ys, distinct) = duplicated_rows();
+    let rows = DualRows::new(&x);
+    assert_eq!(rows.n_rows(), x.n_rows);
+    assert_eq!(rows.n_distinct(), distinct, "{} rows, {distinct} distinct", x.n_rows);
+    assert!(x.n_rows > 2 * distinct, "the data must repeat rows: {} rows, {distinct} distinct", x.n_rows);
+    for (j, y) in ys.iter().enumerate() {
+        let dual = LogRegParams { dual_tol: 1e-9, ..Default::default() }.fit_prepared(&rows, y).unwrap();
+        let tron = LogRegParams { solver: Solver::Tron, tol: 1e-7, ..Default::default() }.fit_sparse(&x, y).unwrap();
+        assert!(dual.solver.unwrap().converged && tron.solver.unwrap().converged, "{:?} {:?}", dual.solver, tron.solver);
+        let d = max_diff(dual.predict_proba(&x).iter().copied(), tron.predict_proba(&x).iter().copied());
+        let dc = max_diff(dual.coef.iter().copied(), tron.coef.iter().copied());
+        eprintln!("label {j}: max |p_dual - p_tron| = {d:.2e}, max |coef diff| = {dc:.2e}, {:?}", dual.solver.unwrap());
+        assert!(d <= 1e-6 && dc <= 1e-5, "label {j}: merged dual and unmerged trust region differ: p {d}, coef {dc}");
+    }
+}
+
+#[test]
+fn fit_many_equals_fitting_each_label_alone() {
+    let (x, ys, _) = duplicated_rows();
+    let rows = DualRows::new(&x);
+    let targets: Vec<&[bool]> = ys.iter().map(|y| y.as_slice()).collect();
+    let many = LogRegParams::default().fit_many(&rows, &targets);
+    for (j, m) in many.into_iter().enumerate() {
+        let m = m.unwrap();
+        let alone = LogRegParams::default().fit_sparse(&x, &ys[j]).unwrap();
+        assert_eq!(m.coef, alone.coef, "label {j}");
+        assert_eq!(m.intercept, alone.intercept, "label {j}");
+    }
+    // a one-class target is that target's error, not the others'
+    let one_class = vec![false; x.n_rows];
+    let out = LogRegParams::default().fit_many(&rows, &[&ys[0], &one_class]);
+    assert!(out[0].is_ok());
+    assert!(format!("{}", out[1].as_ref().unwrap_err()).contains("both classes"));
 }

@@ -83,13 +83,58 @@ struct Slot {
 pub struct ShortTable {
     slots: HugeVec<Slot>,
     shift: u32,
+    len: usize,
 }
 
 impl ShortTable {
     /// A table for up to `n` keys.
     pub fn with_capacity(n: usize) -> Self {
         let bits = (2 * n.max(4)).next_power_of_two().trailing_zeros();
-        ShortTable { slots: HugeVec::filled(Slot::default(), 1 << bits), shift: 64 - bits }
+        ShortTable { slots: HugeVec::filled(Slot::default(), 1 << bits), shift: 64 - bits, len: 0 }
+    }
+
+    /// Number of keys stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes room for `extra` more keys without passing half full, rehashing into a larger table if
+    /// needed (for callers that do not know their number of keys in advance: term counting).
+    pub fn reserve(&mut self, extra: usize) {
+        if 2 * (self.len + extra) <= self.slots.len() {
+            return;
+        }
+        let mut bigger = ShortTable::with_capacity((self.len + extra).max(self.slots.len()));
+        for s in self.slots.iter().filter(|s| s.key != 0) {
+            bigger.insert(s.key, s.col);
+        }
+        *self = bigger;
+    }
+
+    /// The value of `key`, after storing `value` for it if it was absent (then the flag is true). The
+    /// table must have room ([`ShortTable::reserve`]).
+    #[inline]
+    pub fn get_or_insert(&mut self, key: u128, value: u32) -> (u32, bool) {
+        debug_assert!(key != 0 && 2 * self.len < self.slots.len());
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let s = &mut self.slots[i];
+            if s.key == key {
+                return (s.col, false);
+            }
+            if s.key == 0 {
+                *s = Slot { key, col: value };
+                self.len += 1;
+                return (value, true);
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Home slot of `key`: a folded 64x64-bit multiply of its halves, then Fibonacci hashing.
@@ -113,6 +158,7 @@ impl ShortTable {
             }
             if s.key == 0 {
                 *s = Slot { key, col };
+                self.len += 1;
                 return true;
             }
             i = (i + 1) & mask;
@@ -255,5 +301,30 @@ mod tests {
             assert_eq!(t.get(k), Some(c as u32));
         }
         assert_eq!(t.get(short_key(b"\xff\xff\xff\xff").unwrap()), None);
+    }
+
+    #[test]
+    fn short_table_grows_while_counting() {
+        // Keys arrive in batches with repeats, as term counting sees them: the first value given to a
+        // key stays its value through every rehash.
+        let mut t = ShortTable::with_capacity(4);
+        let mut next = 0u32;
+        for batch in 0..200u32 {
+            let keys: Vec<u128> = (0..500u32).map(|i| short_key(&((batch * 250 + i) % 60_000).to_le_bytes()[..3]).unwrap()).collect();
+            t.reserve(keys.len());
+            for &k in &keys {
+                let (v, new) = t.get_or_insert(k, next);
+                if new {
+                    next += 1;
+                }
+                assert!(v < next);
+            }
+        }
+        assert_eq!(t.len(), next as usize);
+        assert_eq!(next, 50_250);
+        // first-seen order: key n (n < 500) came first in batch 0
+        for n in 0..500u32 {
+            assert_eq!(t.get(short_key(&n.to_le_bytes()[..3]).unwrap()), Some(n));
+        }
     }
 }

@@ -17,14 +17,10 @@ use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use std::collections::HashMap;
-
-use foldhash::fast::FixedState;
-
 use super::analyzer::{for_each_char_ngram_span, for_each_word_ngram_tokens, join_tokens, normalize_whitespace, preprocess};
 use super::csr::CsrMatrix;
 use super::interner::Interner;
-use super::termkey::{joined_key, short_key_at, TermIndex, PADDING, SHORT_MAX};
+use super::termkey::{joined_key, short_key_at, ShortTable, TermIndex, PADDING, SHORT_MAX};
 
 /// Which analyzer turns a text into terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +228,7 @@ impl TfidfParams {
 /// Term counts of one chunk of documents with chunk-local term ids.
 struct LocalCounts {
     terms: Interner,
-    /// `(local id, count)` per document, documents back to back.
+    /// `(local id, count)` per document (in first-occurrence order), documents back to back.
     entries: Vec<(u32, u32)>,
     doc_ptr: Vec<usize>,
 }
@@ -242,36 +238,64 @@ impl LocalCounts {
     /// occurrence, no string built or compared; see `termkey`); only the chunk's distinct terms are
     /// spelled out as strings, for the merge.
     fn count(p: &TfidfParams, docs: &[&str]) -> LocalCounts {
-        let mut short: HashMap<u128, u32, FixedState> = HashMap::default();
+        let mut short = ShortTable::with_capacity(1 << 14);
         let mut long = Interner::default();
         // local id of each term of `long`
         let mut long_local: Vec<u32> = Vec::new();
         // local id -> the term's key, or its id in `long`
         let mut ids: Vec<Result<u128, u32>> = Vec::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<(u32, u32)> = Vec::new();
         let mut doc_ptr = vec![0];
-        let mut seq: Vec<u32> = Vec::new();
+        // per local id: the last document (+ 1) it occurred in, and its entry there
+        let (mut last, mut slot): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
         let mut scratch = Scratch::default();
-        for doc in docs {
+        let mut keys: Vec<u128> = Vec::new();
+        let mut seq: Vec<u32> = Vec::new();
+        for (d, doc) in docs.iter().enumerate() {
+            let d = d as u32 + 1;
+            keys.clear();
             seq.clear();
-            for_each_term(p, doc, &mut scratch, |t| {
-                let id = match t {
-                    Term::Short(k) => *short.entry(k).or_insert_with(|| {
-                        ids.push(Ok(k));
-                        ids.len() as u32 - 1
-                    }),
-                    Term::Long(s) => {
-                        let l = long.intern(s);
-                        if l as usize == long_local.len() {
-                            ids.push(Err(l));
-                            long_local.push(ids.len() as u32 - 1);
-                        }
-                        long_local[l as usize]
+            for_each_term(p, doc, &mut scratch, |t| match t {
+                Term::Short(k) => keys.push(k),
+                Term::Long(s) => {
+                    let l = long.intern(s);
+                    if l as usize == long_local.len() {
+                        ids.push(Err(l));
+                        long_local.push(ids.len() as u32 - 1);
                     }
-                };
-                seq.push(id);
+                    seq.push(long_local[l as usize]);
+                }
             });
-            push_counts(&mut seq, &mut entries);
+            // the table is larger than the caches: look the keys up with the slots of later ones
+            // being prefetched, as scoring does
+            short.reserve(keys.len());
+            const AHEAD: usize = 16;
+            for &k in keys.iter().take(AHEAD) {
+                short.prefetch(k);
+            }
+            for (i, &k) in keys.iter().enumerate() {
+                if let Some(&next) = keys.get(i + AHEAD) {
+                    short.prefetch(next);
+                }
+                let (id, new) = short.get_or_insert(k, ids.len() as u32);
+                if new {
+                    ids.push(Ok(k));
+                }
+                seq.push(id);
+            }
+            for &id in &seq {
+                let i = id as usize;
+                if i >= last.len() {
+                    last.resize(i + 1, 0);
+                    slot.resize(i + 1, 0);
+                }
+                if last[i] == d {
+                    entries[slot[i] as usize].1 += 1;
+                } else {
+                    (last[i], slot[i]) = (d, entries.len() as u32);
+                    entries.push((id, 1));
+                }
+            }
             doc_ptr.push(entries.len());
         }
         let mut terms = Interner::default();
@@ -288,11 +312,6 @@ impl LocalCounts {
         }
         LocalCounts { terms, entries, doc_ptr }
     }
-}
-
-/// Sorts term ids and appends `(id, count)` runs.
-fn push_counts(seq: &mut [u32], out: &mut Vec<(u32, u32)>) {
-    for_each_run(seq, |id, n| out.push((id, n)));
 }
 
 /// Sorts term ids and calls `f(id, count)` for each distinct id, in increasing order.

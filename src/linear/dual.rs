@@ -315,14 +315,18 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
                 (ind1, ind2, sign) = (2 * i + 1, 2 * i, -1.0);
             }
             let alpha_old = alpha[ind1];
+            // the optimality measure is the dual's partial derivative at the current point (liblinear
+            // takes it after the shift below, which keeps a settled row with alpha > C/2 above `eps`)
+            let g = sign * b + (alpha_old / (ci - alpha_old)).ln();
+            gmax = gmax.max(g.abs());
             let mut z = alpha_old;
+            // the Newton steps start from the current point (where the gradient is `g`), or, past C/2, from
+            // a tenth of it
+            let mut gp = g;
             if ci - z < 0.5 * ci {
                 z *= 0.1;
+                gp = a * (z - alpha_old) + sign * b + (z / (ci - z)).ln();
             }
-            // the optimality measure is the dual's partial derivative at the current point (liblinear
-            // takes it after the shift above, which keeps a settled row with alpha > C/2 above `eps`)
-            gmax = gmax.max((sign * b + (alpha_old / (ci - alpha_old)).ln()).abs());
-            let mut gp = a * (z - alpha_old) + sign * b + (z / (ci - z)).ln();
             let mut inner = 0;
             while inner <= MAX_INNER {
                 if gp.abs() < innereps {

@@ -37,7 +37,7 @@ use crate::text::CsrMatrix;
 pub struct DualResult {
     /// Epochs taken.
     pub epochs: usize,
-    /// Largest subproblem gradient in the last epoch.
+    /// Largest partial derivative of the dual over the visits of the last epoch.
     pub gmax: f64,
     /// True when `gmax < eps`.
     pub converged: bool,
@@ -154,8 +154,8 @@ impl DualRows {
         self.of_row.len()
     }
 
-    /// The merged rows of one label, one [`Entry`] per distinct row. `y` (+1/-1) and `c` are per
-    /// original row.
+    /// The variables of one label: one [`Entry`] per distinct row whose copies agree on the label, one
+    /// per copy for the others. `y` (+1/-1) and `c` are per original row.
     pub fn entries(&self, y: &[f64], c: &[f64]) -> Vec<Entry> {
         // summed C of the positive and of the negative copies of each distinct row
         let mut pn = vec![[0.0f64; 2]; self.n_distinct()];

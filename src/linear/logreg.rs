@@ -108,7 +108,7 @@ pub struct SolverInfo {
     /// Hessian-vector products (trust region; 0 for the dual solver).
     pub cg_steps: usize,
     /// Final gradient norm relative to the initial one (trust region), or the last epoch's largest
-    /// subproblem gradient (dual).
+    /// partial derivative of the dual (dual).
     pub rel_grad: f64,
     /// True when the tolerance was met.
     pub converged: bool,

@@ -69,17 +69,16 @@ impl Interner {
         if let Some(&id) = table.find(h, |&id| hashes[id as usize] == h && get(id) == s) {
             return id;
         }
-        let id = ends.len() as u32;
-        table.insert_unique(h, id, |&id| hashes[id as usize]);
-        arena.push_str(s);
-        ends.push(arena.len());
-        hashes.push(h);
-        id
+        self.push_new(s, h)
     }
 
     /// Appends `s`, which the caller knows is not present yet, and returns its id.
     pub fn push_distinct(&mut self, s: &str) -> u32 {
-        let h = term_hash(s);
+        self.push_new(s, term_hash(s))
+    }
+
+    /// Appends `s` (absent, with hash `h`) under the next id.
+    fn push_new(&mut self, s: &str, h: u64) -> u32 {
         let Interner { arena, ends, hashes, table } = self;
         let id = ends.len() as u32;
         table.insert_unique(h, id, |&id| hashes[id as usize]);

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::mem::{prefetch, HugeVec};
+use crate::text::csr::fill_rows_par;
 use crate::text::CsrMatrix;
 
 /// What [`solve`] reached.
@@ -119,27 +120,12 @@ impl DualRows {
         let nnz = *indptr.last().unwrap();
         let mut indices = HugeVec::filled(0u32, nnz);
         let mut data = HugeVec::filled(0.0f64, nnz);
-        // copy in blocks of rows, in parallel
-        const BLOCK: usize = 1024;
-        let mut parts = Vec::new();
-        let (mut ri, mut rd) = (&mut indices[..], &mut data[..]);
-        for (b, rows) in keep.chunks(BLOCK).enumerate() {
-            let len = indptr[b * BLOCK + rows.len()] - indptr[b * BLOCK];
-            let (hi, ti) = std::mem::take(&mut ri).split_at_mut(len);
-            let (hd, td) = std::mem::take(&mut rd).split_at_mut(len);
-            (ri, rd) = (ti, td);
-            parts.push((rows, hi, hd));
-        }
-        parts.into_par_iter().for_each(|(rows, oi, od)| {
-            let mut k = 0;
-            for &i in rows {
-                let (c, v) = x.row(i);
-                for (o, &c) in oi[k..k + c.len()].iter_mut().zip(c) {
-                    *o = col_new[c as usize];
-                }
-                od[k..k + v.len()].copy_from_slice(v);
-                k += c.len();
+        fill_rows_par(&indptr, &mut indices, &mut data, |u, oi, od| {
+            let (c, v) = x.row(keep[u]);
+            for (o, &c) in oi.iter_mut().zip(c) {
+                *o = col_new[c as usize];
             }
+            od.copy_from_slice(v);
         });
         let sq_norm = keep.iter().map(|&i| x.row(i).1.iter().map(|v| v * v).sum()).collect();
         DualRows { n_cols: x.n_cols, indptr, indices, data, sq_norm, of_row, col_new }

@@ -56,26 +56,9 @@ impl CsrMatrix {
         let nnz = indptr[n_rows];
         let mut indices: Vec<u32> = Vec::with_capacity(nnz);
         let mut data: Vec<f64> = Vec::with_capacity(nnz);
-        const BLOCK: usize = 256;
-        let mut blocks = Vec::with_capacity(n_rows.div_ceil(BLOCK));
-        let (mut ri, mut rd) = (&mut indices.spare_capacity_mut()[..nnz], &mut data.spare_capacity_mut()[..nnz]);
-        for start in (0..n_rows).step_by(BLOCK) {
-            let end = (start + BLOCK).min(n_rows);
-            let len = indptr[end] - indptr[start];
-            let (bi, ti) = std::mem::take(&mut ri).split_at_mut(len);
-            let (bd, td) = std::mem::take(&mut rd).split_at_mut(len);
-            (ri, rd) = (ti, td);
-            blocks.push((start..end, bi, bd));
-        }
-        blocks.into_par_iter().for_each(|(range, bi, bd)| {
-            let base = indptr[range.start];
-            for i in range {
-                let (a, b) = (indptr[i] - base, indptr[i + 1] - base);
-                fill(i, &mut bi[a..b], &mut bd[a..b]);
-            }
-        });
-        // SAFETY: the blocks cover 0..nnz and `fill` wrote every entry of its row (both callers copy
-        // exactly `lens[i]` entries)
+        fill_rows_par(&indptr, &mut indices.spare_capacity_mut()[..nnz], &mut data.spare_capacity_mut()[..nnz], fill);
+        // SAFETY: `fill_rows_par` hands out every entry of 0..nnz once, and `fill` wrote every entry of
+        // its row (both callers copy exactly `lens[i]` entries)
         unsafe {
             indices.set_len(nnz);
             data.set_len(nnz);
@@ -161,6 +144,36 @@ impl CsrMatrix {
             }
         }))
     }
+}
+
+/// Calls `fill(i, cols_i, vals_i)` for every row `i` of the CSR layout `indptr`, with `cols_i` and
+/// `vals_i` row `i`'s parts of `cols` and `vals`, on blocks of rows in parallel: the one way this crate
+/// writes large sparse arrays without copying them on one thread.
+pub(crate) fn fill_rows_par<A: Send, B: Send>(
+    indptr: &[usize],
+    cols: &mut [A],
+    vals: &mut [B],
+    fill: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) {
+    const BLOCK: usize = 256;
+    let n_rows = indptr.len() - 1;
+    let mut blocks = Vec::with_capacity(n_rows.div_ceil(BLOCK));
+    let (mut rc, mut rv) = (&mut cols[..indptr[n_rows] - indptr[0]], &mut vals[..indptr[n_rows] - indptr[0]]);
+    for start in (0..n_rows).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n_rows);
+        let len = indptr[end] - indptr[start];
+        let (bc, tc) = std::mem::take(&mut rc).split_at_mut(len);
+        let (bv, tv) = std::mem::take(&mut rv).split_at_mut(len);
+        (rc, rv) = (tc, tv);
+        blocks.push((start..end, bc, bv));
+    }
+    blocks.into_par_iter().for_each(|(range, bc, bv)| {
+        let base = indptr[range.start];
+        for i in range {
+            let (a, b) = (indptr[i] - base, indptr[i + 1] - base);
+            fill(i, &mut bc[a..b], &mut bv[a..b]);
+        }
+    });
 }
 
 impl linfa::dataset::Records for CsrMatrix {

@@ -4,7 +4,7 @@
 //!
 //! usage: bench_train DATA.json OUT.json
 
-use revmod::linear::{DualRows, LogRegParams};
+use revmod::linear::LogRegParams;
 use revmod::text::TextFeaturesParams;
 
 /// CPU seconds (user + system, all threads) of this process so far, from /proc/self/stat (Linux,
@@ -29,9 +29,8 @@ fn main() -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let (features, x) = TextFeaturesParams::default().fit_transform(&docs)?;
     let t1 = std::time::Instant::now();
-    let rows = DualRows::new(&x);
     let targets: Vec<&[bool]> = ys.iter().map(|y| y.as_slice()).collect();
-    let models = LogRegParams::default().fit_many(&rows, &targets).into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let models = LogRegParams::default().fit_many(&x, &targets).into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let t2 = std::time::Instant::now();
     let cpu = cpu_seconds() - c0;
     let first = x.select_rows(&(0..x.n_rows.min(1000)).collect::<Vec<_>>());

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::{Scorer, LABELS};
-use crate::linear::{expit, DualRows, LogRegModel, LogRegParams, Solver};
+use crate::linear::{expit, LogRegModel, LogRegParams};
 use crate::mem::HugeVec;
 use crate::split::{MlReady, Part};
 use crate::text::{CsrMatrix, FittedTextFeatures, RowScratch, TextFeaturesParams};
@@ -371,15 +371,8 @@ pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline
     };
     let mut models: Vec<Option<LabelModel>> = params.labels.iter().zip(&ys).map(|(l, y)| constant(l, &y[0])).collect();
     let todo: Vec<usize> = (0..models.len()).filter(|&j| models[j].is_none()).collect();
-    let fitted: Vec<Result<LogRegModel>> = match params.logreg.solver {
-        Solver::Dual if !todo.is_empty() => {
-            let rows = DualRows::new(&xs[0].1);
-            let targets: Vec<&[bool]> = todo.iter().map(|&j| ys[j][0].as_slice()).collect();
-            params.logreg.fit_many(&rows, &targets)
-        }
-        _ => todo.par_iter().map(|&j| params.logreg.fit_sparse(&xs[0].1, &ys[j][0])).collect(),
-    };
-    for (&j, m) in todo.iter().zip(fitted) {
+    let targets: Vec<&[bool]> = todo.iter().map(|&j| ys[j][0].as_slice()).collect();
+    for (&j, m) in todo.iter().zip(params.logreg.fit_many(&xs[0].1, &targets)) {
         let m = m.with_context(|| format!("fitting label {:?}", params.labels[j]))?;
         models[j] = Some(LabelModel::Logreg(m));
     }

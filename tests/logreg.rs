@@ -162,18 +162,19 @@ fn merging_duplicate_rows_keeps_the_optimum() {
 #[test]
 fn fit_many_equals_fitting_each_label_alone() {
     let (x, ys, _) = duplicated_rows();
-    let rows = DualRows::new(&x);
     let targets: Vec<&[bool]> = ys.iter().map(|y| y.as_slice()).collect();
-    let many = LogRegParams::default().fit_many(&rows, &targets);
-    for (j, m) in many.into_iter().enumerate() {
-        let m = m.unwrap();
-        let alone = LogRegParams::default().fit_sparse(&x, &ys[j]).unwrap();
-        assert_eq!(m.coef, alone.coef, "label {j}");
-        assert_eq!(m.intercept, alone.intercept, "label {j}");
+    for solver in [Solver::Dual, Solver::Tron] {
+        let params = LogRegParams { solver, ..Default::default() };
+        for (j, m) in params.fit_many(&x, &targets).into_iter().enumerate() {
+            let m = m.unwrap();
+            let alone = params.fit_sparse(&x, &ys[j]).unwrap();
+            assert_eq!(m.coef, alone.coef, "label {j} {solver:?}");
+            assert_eq!(m.intercept, alone.intercept, "label {j} {solver:?}");
+        }
     }
     // a one-class target is that target's error, not the others'
     let one_class = vec![false; x.n_rows];
-    let out = LogRegParams::default().fit_many(&rows, &[&ys[0], &one_class]);
+    let out = LogRegParams::default().fit_many(&x, &[&ys[0], &one_class]);
     assert!(out[0].is_ok());
     assert!(format!("{}", out[1].as_ref().unwrap_err()).contains("both classes"));
 }

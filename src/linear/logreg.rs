@@ -6,8 +6,8 @@
 //! `LogisticRegression(solver='liblinear')` solves. The optimum is unique, so any solver that converges
 //! tightly gives the same model. Two of liblinear's solvers are here: dual coordinate descent
 //! ([`super::dual`], the default: on the seed's TF-IDF data it reaches scikit-learn's answer in 15-50
-//! passes over the rows; several labels of one matrix share one prepared copy of it, [`DualRows`], and
-//! are fitted in parallel by [`LogRegParams::fit_many`]) and the trust-region Newton method
+//! passes over the rows; [`LogRegParams::fit_many`] fits several labels of one matrix in parallel on one
+//! prepared copy of it, [`DualRows`]) and the trust-region Newton method
 //! ([`super::tron`], liblinear's primal solver, which scikit-learn uses by default).
 //! Why not linfa-logistic: it takes dense `Array2` records only (the seed's matrices have ~10^5-10^6
 //! columns) and does not penalise the intercept; we still implement linfa's `Fit`/`PredictInplace`.
@@ -249,11 +249,17 @@ impl LogRegParams {
         Ok(self.model(w, bias, SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged }))
     }
 
-    /// Fits one model per target vector in `ys` (each per row of the matrix of `rows`) with the dual
-    /// solver, labels in parallel. Threads take the labels from a queue that starts with the most
-    /// balanced ones, which need the most epochs (on the bench sets: 24-50 epochs for labels with 9-30%
-    /// positives, 15-17 for labels under 1%), so that no thread is left with a long label at the end.
-    pub fn fit_many(&self, rows: &DualRows, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+    /// Fits one model per target vector in `ys` (each per row of `x`), labels in parallel. With the dual
+    /// solver the labels share one prepared copy of `x` ([`DualRows`]). Threads take the labels from a
+    /// queue that starts with the most balanced ones, which need the most epochs (on the bench sets:
+    /// 19-50 epochs for labels with 9-30% positives, 15-17 for labels under 1%), so that no thread is
+    /// left with a long label at the end.
+    pub fn fit_many(&self, x: &CsrMatrix, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+        let rows = (self.solver == Solver::Dual && !ys.is_empty()).then(|| DualRows::new(x));
+        let fit = |y: &[bool]| match &rows {
+            Some(rows) => self.fit_prepared(rows, y),
+            None => self.fit_sparse(x, y),
+        };
         let minority = |y: &[bool]| {
             let pos = y.iter().filter(|&&b| b).count();
             pos.min(y.len() - pos)
@@ -268,7 +274,7 @@ impl LogRegParams {
                 s.spawn(|_| loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&j) = order.get(k) else { break };
-                    let m = self.fit_prepared(rows, ys[j]);
+                    let m = fit(ys[j]);
                     done.lock().expect("no thread panicked holding the lock")[j] = Some(m);
                 });
             }

@@ -372,7 +372,7 @@ pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline
     let mut models: Vec<Option<LabelModel>> = params.labels.iter().zip(&ys).map(|(l, y)| constant(l, &y[0])).collect();
     let todo: Vec<usize> = (0..models.len()).filter(|&j| models[j].is_none()).collect();
     let targets: Vec<&[bool]> = todo.iter().map(|&j| ys[j][0].as_slice()).collect();
-    for (&j, m) in todo.iter().zip(params.logreg.fit_many(&xs[0].1, &targets)) {
+    for (&j, m) in todo.iter().zip(params.logreg.fit_many(&xs[0].1, Some(&features.idf()), &targets)) {
         let m = m.with_context(|| format!("fitting label {:?}", params.labels[j]))?;
         models[j] = Some(LabelModel::Logreg(m));
     }

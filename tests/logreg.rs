@@ -8,7 +8,7 @@ use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
 use ndarray::{Array1, Array2};
 use revmod::linear::{ClassWeight, DualRows, LogRegModel, LogRegParams, Solver};
-use revmod::text::{CsrMatrix, TfidfParams};
+use revmod::text::{CsrMatrix, TextFeaturesParams, TfidfParams};
 use serde_json::json;
 use support::{derived_labels, peer, reviews, Rng};
 
@@ -144,7 +144,7 @@ fn merging_duplicate_rows_keeps_the_optimum() {
     // The dual solver merges identical rows; the trust-region solver sees every copy. Both minimise the
     // same objective, so at tight tolerances they must agree.
     let (x, ys, distinct) = duplicated_rows();
-    let rows = DualRows::new(&x);
+    let rows = DualRows::new(&x, None);
     assert_eq!(rows.n_rows(), x.n_rows);
     assert_eq!(rows.n_distinct(), distinct, "{} rows, {distinct} distinct", x.n_rows);
     assert!(x.n_rows > 2 * distinct, "the data must repeat rows: {} rows, {distinct} distinct", x.n_rows);
@@ -165,7 +165,7 @@ fn fit_many_equals_fitting_each_label_alone() {
     let targets: Vec<&[bool]> = ys.iter().map(|y| y.as_slice()).collect();
     for solver in [Solver::Dual, Solver::Tron] {
         let params = LogRegParams { solver, ..Default::default() };
-        for (j, m) in params.fit_many(&x, &targets).into_iter().enumerate() {
+        for (j, m) in params.fit_many(&x, None, &targets).into_iter().enumerate() {
             let m = m.unwrap();
             let alone = params.fit_sparse(&x, &ys[j]).unwrap();
             assert_eq!(m.coef, alone.coef, "label {j} {solver:?}");
@@ -174,7 +174,53 @@ fn fit_many_equals_fitting_each_label_alone() {
     }
     // a one-class target is that target's error, not the others'
     let one_class = vec![false; x.n_rows];
-    let out = LogRegParams::default().fit_many(&x, &[&ys[0], &one_class]);
+    let out = LogRegParams::default().fit_many(&x, None, &[&ys[0], &one_class]);
     assert!(out[0].is_ok());
     assert!(format!("{}", out[1].as_ref().unwrap_err()).contains("both classes"));
+}
+
+#[test]
+fn column_factors_change_speed_not_the_model() {
+    // The seed's stacked word + char tf-idf: with the idf as column factors a row is a few runs (one per
+    // vectorizer and count), without them one run per distinct value. Same model either way.
+    let revs = reviews(1500);
+    let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
+    let (f, x) = TextFeaturesParams::default().fit_transform(&texts).unwrap();
+    let idf = f.idf();
+    let fast = DualRows::new(&x, Some(&idf));
+    let plain = DualRows::new(&x, None);
+    let per_row = |r: &DualRows| r.n_runs() as f64 / r.n_distinct() as f64;
+    eprintln!("runs per row: {:.2} with idf, {:.2} without; {:.1} entries per row", per_row(&fast), per_row(&plain),
+        fast.nnz() as f64 / fast.n_distinct() as f64);
+    assert_eq!((fast.nnz(), fast.n_distinct()), (plain.nnz(), plain.n_distinct()));
+    assert!(per_row(&fast) < 12.0, "{} runs per row with the idf", per_row(&fast));
+    assert!(per_row(&plain) > 5.0 * per_row(&fast), "{} runs per row without factors", per_row(&plain));
+    let y: Vec<bool> = (0..x.n_rows).map(|i| derived_labels(&revs[i], i, 0)[0]).collect();
+    let params = LogRegParams { dual_tol: 1e-9, ..Default::default() };
+    let (a, b) = (params.fit_prepared(&fast, &y).unwrap(), params.fit_prepared(&plain, &y).unwrap());
+    assert!(a.solver.unwrap().converged && b.solver.unwrap().converged);
+    let dc = max_diff(a.coef.iter().copied(), b.coef.iter().copied());
+    let dp = max_diff(a.predict_proba(&x).iter().copied(), b.predict_proba(&x).iter().copied());
+    assert!(dc <= 1e-9 && dp <= 1e-10, "with and without column factors: coef differ by {dc}, proba by {dp}");
+}
+
+#[test]
+fn rows_of_many_distinct_values() {
+    // dense rows of 60 different values: more than the runs a row's entries are compared with
+    let (x, y) = dense_data(200, 60, 11);
+    let xs = CsrMatrix::from_dense(&x.view());
+    let y = y.to_vec();
+    let rows = DualRows::new(&xs, None);
+    assert_eq!(rows.n_runs(), rows.nnz(), "every entry is a run of its own");
+    let dual = LogRegParams { dual_tol: 1e-10, ..Default::default() }.fit_prepared(&rows, &y).unwrap();
+    let tron = LogRegParams { solver: Solver::Tron, tol: 1e-9, ..Default::default() }.fit_sparse(&xs, &y).unwrap();
+    let d = max_diff(dual.coef.iter().copied(), tron.coef.iter().copied());
+    assert!(d <= 1e-6, "dual and trust region differ by {d}");
+}
+
+#[test]
+#[should_panic(expected = "col_scale has 3 factors for 2 columns")]
+fn column_factors_must_match_the_columns() {
+    let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
+    DualRows::new(&x, Some(&[1.0, 2.0, 3.0]));
 }

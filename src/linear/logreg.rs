@@ -228,7 +228,7 @@ impl LogRegParams {
     /// Fits on sparse rows `x` with boolean targets `y` (both classes must be present).
     pub fn fit_sparse(&self, x: &CsrMatrix, y: &[bool]) -> Result<LogRegModel> {
         match self.solver {
-            Solver::Dual => self.fit_prepared(&DualRows::new(x), y),
+            Solver::Dual => self.fit_prepared(&DualRows::new(x, None), y),
             Solver::Tron => {
                 let (signs, c, bias) = self.problem(x.n_rows, y)?;
                 let mut obj = LrObjective { x, y: signs, c, bias, z: vec![0.0; x.n_rows], d: vec![0.0; x.n_rows] };
@@ -254,8 +254,12 @@ impl LogRegParams {
     /// queue that starts with the most balanced ones, which need the most epochs (on the bench sets:
     /// 19-50 epochs for labels with 9-30% positives, 15-17 for labels under 1%), so that no thread is
     /// left with a long label at the end.
-    pub fn fit_many(&self, x: &CsrMatrix, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
-        let rows = (self.solver == Solver::Dual && !ys.is_empty()).then(|| DualRows::new(x));
+    ///
+    /// `col_scale` (one factor per column, as [`DualRows::new`] takes them: for a tf-idf matrix, its
+    /// idf, [`crate::text::FittedTextFeatures::idf`]) speeds up the dual solver; the models are the
+    /// same without it, to rounding.
+    pub fn fit_many(&self, x: &CsrMatrix, col_scale: Option<&[f64]>, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+        let rows = (self.solver == Solver::Dual && !ys.is_empty()).then(|| DualRows::new(x, col_scale));
         let fit = |y: &[bool]| match &rows {
             Some(rows) => self.fit_prepared(rows, y),
             None => self.fit_sparse(x, y),

@@ -47,6 +47,12 @@ impl FittedTextFeatures {
         self.word.n_features() + self.char.n_features()
     }
 
+    /// The idf of every stacked column, word columns first: the factor of each column in the tf-idf
+    /// matrix (what [`crate::linear::LogRegParams::fit_many`] takes to speed up its solver).
+    pub fn idf(&self) -> Vec<f64> {
+        self.word.idf().iter().chain(self.char.idf()).copied().collect()
+    }
+
     /// The stacked row of one text in two parts, word entries then char entries, with the char columns
     /// local to the char vectorizer (add `word.n_features()` for the stacked column). Reuses `s`'s
     /// buffers: scoring uses it to go from text to probabilities without building a matrix.

@@ -45,7 +45,7 @@ fn assert_same_matrix(ours: &CsrMatrix, theirs: &CsrMatrix, what: &str) {
 }
 
 /// Fits ours and sklearn's on `fit`, transforms `other`; asserts identical vocabulary, idf within
-/// 1e-9 and identical matrices (1e-9) for both.
+/// 1e-9 and identical matrices (1e-9) for both, and ours bit-identical to our transform of `fit`.
 fn check_parity(p: &TfidfParams, fit: &[&str], other: &[&str], what: &str) -> usize {
     let (f, x) = p.fit_transform(fit).unwrap();
     let out = peer("sklearn_tfidf.py", &json!({"texts": fit, "vectorizers": [spec(p, Some(other))]}));
@@ -57,6 +57,8 @@ fn check_parity(p: &TfidfParams, fit: &[&str], other: &[&str], what: &str) -> us
     let d = f.idf().iter().zip(&idf).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(d <= 1e-9, "{what}: idf max difference {d}");
     assert_same_matrix(&x, &csr_of(v, fit.len(), vocab.len()), &format!("{what} fit_transform"));
+    // fit_transform builds its matrix from the counts of the fit; transform recounts each text
+    assert!(x == f.transform(fit), "{what}: fit_transform and transform of the same texts differ");
     let xt = f.transform(other);
     assert_same_matrix(&xt, &csr_of(&v["transform"], other.len(), vocab.len()), &format!("{what} transform"));
     vocab.len()

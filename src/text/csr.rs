@@ -42,7 +42,7 @@ impl CsrMatrix {
     /// A matrix whose row `i` has `lens[i]` entries, all written by `fill(i, columns, values)`. Rows are
     /// filled in parallel, straight into the final arrays: the vectorizers' matrices have tens of
     /// millions of entries, and copying them on one thread took a quarter of a fit.
-    fn build(
+    pub(crate) fn build(
         n_cols: usize,
         lens: impl Iterator<Item = usize>,
         fill: impl Fn(usize, &mut [MaybeUninit<u32>], &mut [MaybeUninit<f64>]) + Sync,

@@ -193,34 +193,42 @@ impl TfidfParams {
             })
             .collect();
         let vocab: Vec<String> = kept.iter().map(|&g| term(g as usize).to_string()).collect();
-        // 4. Rows of the training matrix from the chunk counts.
-        let rows: Vec<Vec<(u32, f64)>> = chunks
-            .par_iter()
-            .zip(maps.par_iter())
-            .flat_map_iter(|(ch, map)| {
-                (0..ch.doc_ptr.len() - 1).map(|d| {
-                    let mut r: Vec<(u32, f64)> = ch.entries[ch.doc_ptr[d]..ch.doc_ptr[d + 1]]
-                        .iter()
-                        .filter_map(|&(lid, c)| {
-                            let col = new_col[map[lid as usize] as usize];
-                            (col != u32::MAX).then_some((col, c as f64))
-                        })
-                        .collect();
-                    r.sort_unstable_by_key(|e| e.0);
-                    r
-                })
-            })
-            .collect();
+        // 4. The training matrix, straight from the chunk counts: each row's (column, count) pairs packed
+        // in one integer, sorted, weighed and normalised into their place, rows in parallel.
+        let col_of: Vec<Vec<u32>> = maps.par_iter().map(|m| m.iter().map(|&g| new_col[g as usize]).collect()).collect();
         drop(global);
         let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
-        let rows = rows
+        let doc = |i: usize| {
+            let (ch, d) = (&chunks[i / chunk_len], i % chunk_len);
+            (&ch.entries[ch.doc_ptr[d]..ch.doc_ptr[d + 1]], &col_of[i / chunk_len])
+        };
+        let lens: Vec<usize> = (0..n_docs)
             .into_par_iter()
-            .map(|mut r| {
-                fitted.weigh_in_place(&mut r);
-                r
+            .map(|i| {
+                let (entries, col_of) = doc(i);
+                entries.iter().filter(|e| col_of[e.0 as usize] != u32::MAX).count()
             })
             .collect();
-        let x = CsrMatrix::from_rows(fitted.n_features(), rows);
+        let x = CsrMatrix::build(fitted.n_features(), lens.into_iter(), |i, cols, vals| {
+            let (entries, col_of) = doc(i);
+            let mut packed: Vec<u64> = entries
+                .iter()
+                .filter_map(|&(lid, n)| {
+                    let c = col_of[lid as usize];
+                    (c != u32::MAX).then_some(u64::from(c) << 32 | u64::from(n))
+                })
+                .collect();
+            packed.sort_unstable();
+            for ((c, v), &p) in cols.iter_mut().zip(vals.iter_mut()).zip(&packed) {
+                c.write((p >> 32) as u32);
+                v.write(fitted.weight((p >> 32) as u32, (p as u32) as f64));
+            }
+            // SAFETY: every entry of both slices was written just above (`lens[i]` of them)
+            let vals = unsafe { &mut *(vals as *mut [std::mem::MaybeUninit<f64>] as *mut [f64]) };
+            if let Some(n) = fitted.norm_of(vals.iter().copied()) {
+                vals.iter_mut().for_each(|v| *v /= n);
+            }
+        });
         Ok((fitted, x))
     }
 }
@@ -424,18 +432,26 @@ impl FittedTfidf {
             if let Some(next) = r.get(i + AHEAD) {
                 crate::mem::prefetch(&self.idf[next.0 as usize]);
             }
-            let e = &mut r[i];
-            let tf = if self.params.sublinear_tf { e.1.ln() + 1.0 } else { e.1 };
-            e.1 = tf * self.idf[e.0 as usize];
+            r[i].1 = self.weight(r[i].0, r[i].1);
         }
-        if self.params.norm == Norm::L2 {
-            let n = r.iter().map(|e| e.1 * e.1).sum::<f64>().sqrt();
-            if n > 0.0 {
-                for e in r.iter_mut() {
-                    e.1 /= n;
-                }
+        if let Some(n) = self.norm_of(r.iter().map(|e| e.1)) {
+            for e in r.iter_mut() {
+                e.1 /= n;
             }
         }
+    }
+
+    /// tf-idf of `count` occurrences of column `col`, before normalisation.
+    #[inline]
+    fn weight(&self, col: u32, count: f64) -> f64 {
+        let tf = if self.params.sublinear_tf { count.ln() + 1.0 } else { count };
+        tf * self.idf[col as usize]
+    }
+
+    /// What a row's weights are divided by: their l2 norm under [`Norm::L2`] when it is positive.
+    fn norm_of(&self, vals: impl IntoIterator<Item = f64>) -> Option<f64> {
+        let n = (self.params.norm == Norm::L2).then(|| vals.into_iter().map(|v| v * v).sum::<f64>().sqrt())?;
+        (n > 0.0).then_some(n)
     }
 
     /// The tf-idf row of one text (sorted `(column, value)`); terms outside the vocabulary are ignored.

@@ -80,6 +80,15 @@ pub struct DualRows {
     col_new: Vec<u32>,
 }
 
+/// Where a distinct row lives in [`DualRows`]: its entries and its runs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: usize,
+    seg: usize,
+    len: u32,
+    n_seg: u32,
+}
+
 /// A run of a row's entries that are all `scale * f_j`: it ends `end` entries after the row's start.
 #[derive(Clone, Copy, Debug)]
 struct Seg {
@@ -295,17 +304,24 @@ impl DualRows {
         out
     }
 
-    /// Columns and runs of distinct row `u`.
+    /// Where distinct row `u` lives.
     #[inline]
-    fn row(&self, u: u32) -> (&[u32], &[Seg]) {
+    fn span(&self, u: u32) -> Span {
         let u = u as usize;
-        (&self.indices[self.indptr[u]..self.indptr[u + 1]], &self.segs[self.seg_ptr[u]..self.seg_ptr[u + 1]])
+        let (start, seg) = (self.indptr[u], self.seg_ptr[u]);
+        Span { start, seg, len: (self.indptr[u + 1] - start) as u32, n_seg: (self.seg_ptr[u + 1] - seg) as u32 }
+    }
+
+    /// Columns and runs of a row.
+    #[inline]
+    fn row(&self, r: &Span) -> (&[u32], &[Seg]) {
+        (&self.indices[r.start..r.start + r.len as usize], &self.segs[r.seg..r.seg + r.n_seg as usize])
     }
 
     /// `x_u . w`, given `v_j = f_j w_j`.
     #[inline]
-    fn dot(&self, v: &[f64], u: u32) -> f64 {
-        let (cols, segs) = self.row(u);
+    fn dot(&self, v: &[f64], r: &Span) -> f64 {
+        let (cols, segs) = self.row(r);
         let mut start = 0;
         let mut acc = 0.0;
         for s in segs {
@@ -331,8 +347,8 @@ impl DualRows {
 
     /// `w += a x_u`, given `v_j = f_j w_j`: `v_j += a * factor * f_j^2`.
     #[inline]
-    fn axpy(&self, v: &mut [f64], u: u32, a: f64) {
-        let (cols, segs) = self.row(u);
+    fn axpy(&self, v: &mut [f64], r: &Span, a: f64) {
+        let (cols, segs) = self.row(r);
         let mut start = 0;
         for s in segs {
             let t = a * s.scale;
@@ -347,8 +363,8 @@ impl DualRows {
     /// Starts loading row `u` into cache: rows are visited in random order, so the hardware prefetcher
     /// cannot see the next one coming.
     #[inline]
-    fn prefetch_row(&self, u: u32) {
-        let (cols, segs) = self.row(u);
+    fn prefetch_row(&self, r: &Span) {
+        let (cols, segs) = self.row(r);
         for c in cols.chunks(16) {
             prefetch(&c[0]);
         }
@@ -398,25 +414,27 @@ fn row_hash(c: &[u32]) -> u64 {
 /// rows `entries` of `rows` through its dual. Returns the weights in the original column order (with the
 /// constant column's last when `bias != 0`).
 pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs: usize, seed: u64) -> (Vec<f64>, DualResult) {
-    let l = entries.len();
     let nb = rows.n_cols;
     let dim = nb + usize::from(bias != 0.0);
     // the solver's weights are v_j = f_j w_j (see DualRows), then the constant column's
     let mut w = vec![0.0; dim];
-    // alpha[2i] = alpha_i, alpha[2i + 1] = C_i - alpha_i
-    let mut alpha = vec![0.0; 2 * l];
-    let dot = |w: &[f64], u: u32| -> f64 { rows.dot(w, u) + if bias != 0.0 { bias * w[nb] } else { 0.0 } };
-    let axpy = |w: &mut [f64], u: u32, a: f64| {
-        rows.axpy(w, u, a);
+    let dot = |w: &[f64], r: &Span| -> f64 { rows.dot(w, r) + if bias != 0.0 { bias * w[nb] } else { 0.0 } };
+    let axpy = |w: &mut [f64], r: &Span, a: f64| {
+        rows.axpy(w, r, a);
         if bias != 0.0 {
             w[nb] += a * bias;
         }
     };
-    let xtx: Vec<f64> = entries.iter().map(|e| rows.sq_norm[e.row as usize] + bias * bias).collect();
-    for (i, e) in entries.iter().enumerate() {
-        alpha[2 * i] = (0.001 * e.c).min(1e-8);
-        alpha[2 * i + 1] = e.c - alpha[2 * i];
-        axpy(&mut w, e.row, e.y * alpha[2 * i]);
+    // what a visit of variable i reads and writes, in one cache line (visits are in random order)
+    let mut var: Vec<Var> = entries
+        .iter()
+        .map(|e| {
+            let a = (0.001 * e.c).min(1e-8);
+            Var { alpha: [a, e.c - a], xtx: rows.sq_norm[e.row as usize] + bias * bias, y: e.y, c: e.c, row: rows.span(e.row) }
+        })
+        .collect();
+    for v in &var {
+        axpy(&mut w, &v.row, v.y * v.alpha[0]);
     }
     let mut index: Vec<usize> = Vec::with_capacity(entries.iter().map(|e| e.copies as usize).sum());
     let mut rng = seed;
@@ -435,7 +453,7 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
     while res.epochs < max_epochs {
         index.clear();
         for (i, e) in entries.iter().enumerate() {
-            index.extend(std::iter::repeat(i).take(visits(e.copies, alpha[2 * i] / e.c)));
+            index.extend(std::iter::repeat(i).take(visits(e.copies, var[i].alpha[0] / e.c)));
         }
         let l = index.len();
         for i in 0..l {
@@ -445,16 +463,20 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
         let mut newton_iter = 0;
         let mut gmax = 0f64;
         for (k, &i) in index.iter().enumerate() {
+            if let Some(&n) = index.get(k + 2) {
+                prefetch(&var[n]);
+            }
             if let Some(&n) = index.get(k + 1) {
-                rows.prefetch_row(entries[n].row);
+                rows.prefetch_row(&var[n].row);
             }
-            let Entry { row, y, c: ci, .. } = entries[i];
-            let (a, b) = (xtx[i], y * dot(&w, row));
-            let (mut ind1, mut ind2, mut sign) = (2 * i, 2 * i + 1, 1.0);
-            if 0.5 * a * (alpha[ind2] - alpha[ind1]) + b < 0.0 {
-                (ind1, ind2, sign) = (2 * i + 1, 2 * i, -1.0);
+            let v = &mut var[i];
+            let (a, ci, y) = (v.xtx, v.c, v.y);
+            let b = y * dot(&w, &v.row);
+            let (mut ind1, mut ind2, mut sign) = (0, 1, 1.0);
+            if 0.5 * a * (v.alpha[ind2] - v.alpha[ind1]) + b < 0.0 {
+                (ind1, ind2, sign) = (1, 0, -1.0);
             }
-            let alpha_old = alpha[ind1];
+            let alpha_old = v.alpha[ind1];
             // the optimality measure is the dual's partial derivative at the current point (liblinear
             // takes it after the shift below, which keeps a settled row with alpha > C/2 above `eps`)
             let g = sign * b + (alpha_old / (ci - alpha_old)).ln();
@@ -480,9 +502,9 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
                 inner += 1;
             }
             if inner > 0 {
-                alpha[ind1] = z;
-                alpha[ind2] = ci - z;
-                axpy(&mut w, row, sign * (z - alpha_old) * y);
+                v.alpha[ind1] = z;
+                v.alpha[ind2] = ci - z;
+                axpy(&mut w, &v.row, sign * (z - alpha_old) * y);
             }
         }
         res.epochs += 1;
@@ -503,6 +525,17 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
         out[nb] = w[nb];
     }
     (out, res)
+}
+
+/// One dual variable as [`solve`] keeps it: `alpha_i` and `C_i - alpha_i`, `x_i . x_i` (with the
+/// constant column), the label, `C_i` and where its row lives. 64 bytes, one cache line.
+#[repr(C, align(64))]
+struct Var {
+    alpha: [f64; 2],
+    xtx: f64,
+    y: f64,
+    c: f64,
+    row: Span,
 }
 
 /// Visits in the next epoch of a variable that merges `copies` rows and whose `alpha` is the fraction

@@ -8,6 +8,7 @@
 //! kernel says no, it is an ordinary allocation: only speed depends on it.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
@@ -44,11 +45,24 @@ impl<T: Copy> HugeVec<T> {
 
     /// Element `i` is `f(i)`; memory is advised to huge pages before it is first written.
     pub fn from_fn(len: usize, mut f: impl FnMut(usize) -> T) -> Self {
+        let v = Self::advised(len);
+        // SAFETY: `advised` allocated `len` elements; each is written once here before any is read.
+        unsafe {
+            for i in 0..len {
+                v.ptr.as_ptr().add(i).write(f(i));
+            }
+        }
+        v
+    }
+
+    /// `len` elements allocated and advised to huge pages, not yet written: the caller must write every
+    /// element before the slice is read.
+    fn advised(len: usize) -> Self {
         let layout = Self::layout(len);
         if layout.size() == 0 {
             return HugeVec { ptr: NonNull::dangling(), len };
         }
-        // SAFETY: the layout has non-zero size; every element is written before the slice is used.
+        // SAFETY: the layout has non-zero size.
         unsafe {
             let raw = alloc(layout);
             let Some(ptr) = NonNull::new(raw as *mut T) else { handle_alloc_error(layout) };
@@ -57,11 +71,27 @@ impl<T: Copy> HugeVec<T> {
                 // A hint: failure (THP disabled) leaves ordinary pages.
                 libc::madvise(raw as *mut libc::c_void, layout.size(), libc::MADV_HUGEPAGE);
             }
-            for i in 0..len {
-                ptr.as_ptr().add(i).write(f(i));
-            }
             HugeVec { ptr, len }
         }
+    }
+}
+
+impl<T: Copy> HugeVec<MaybeUninit<T>> {
+    /// `len` elements not yet written, on huge pages: for tables filled in parallel, so that each page is
+    /// first touched (faulted in and zeroed by the kernel) by the thread that fills it, not by one thread
+    /// writing placeholders beforehand.
+    pub fn uninit(len: usize) -> Self {
+        Self::advised(len)
+    }
+
+    /// The same table, every element written.
+    ///
+    /// # Safety
+    /// Every element must have been written.
+    pub unsafe fn assume_init(self) -> HugeVec<T> {
+        let me = std::mem::ManuallyDrop::new(self);
+        // `MaybeUninit<T>` has the size and alignment of `T`, so the layout `Drop` computes is unchanged
+        HugeVec { ptr: me.ptr.cast(), len: me.len }
     }
 }
 
@@ -135,5 +165,22 @@ mod tests {
         let big = HugeVec::filled(1.5f64, 1 << 20);
         assert_eq!(big.as_ptr() as usize % HUGE, 0, "8 MiB table is 2 MiB-aligned");
         assert!(big.iter().all(|&x| x == 1.5));
+    }
+
+    #[test]
+    fn uninit_tables_filled_in_parallel() {
+        use rayon::prelude::*;
+        for len in [0usize, 5, 3 << 20] {
+            let mut v = HugeVec::<MaybeUninit<u64>>::uninit(len);
+            v.par_chunks_mut(1000).enumerate().for_each(|(k, c)| {
+                for (j, x) in c.iter_mut().enumerate() {
+                    x.write((k * 1000 + j) as u64 * 7);
+                }
+            });
+            // SAFETY: the chunks cover every element
+            let v = unsafe { v.assume_init() };
+            assert_eq!(v.len(), len);
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * 7));
+        }
     }
 }

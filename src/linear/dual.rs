@@ -35,7 +35,6 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::mem::{prefetch, HugeVec};
-use crate::text::csr::fill_rows_par;
 use crate::text::CsrMatrix;
 
 /// What [`solve`] reached.
@@ -112,8 +111,7 @@ struct Runs {
 }
 
 impl Runs {
-    /// Groups the entries of a row by `x_ij / f_j`, in order of first appearance. Deterministic, so the
-    /// two passes of [`DualRows::new`] agree.
+    /// Groups the entries of a row by `x_ij / f_j`, in order of first appearance.
     fn of_row(&mut self, cols: &[u32], vals: &[f64], f: &[f64]) {
         self.scale.clear();
         self.len.clear();
@@ -204,50 +202,52 @@ impl DualRows {
             }
             of_row.push(u);
         }
-        // pass 1: the runs of each distinct row; pass 2: its columns, run by run
-        let runs: Vec<Vec<Seg>> = keep
-            .par_iter()
-            .map_init(Runs::default, |g, &i| {
-                let (c, v) = x.row(i);
-                g.of_row(c, v, &f);
-                let mut end = 0;
-                g.len
-                    .iter()
-                    .zip(&g.scale)
-                    .map(|(&n, &scale)| {
-                        end += n;
-                        Seg { end, scale }
-                    })
-                    .collect()
-            })
-            .collect();
+        // each distinct row in one parallel pass: its columns grouped in runs, the runs, and x_u . x_u
         let mut indptr = Vec::with_capacity(keep.len() + 1);
         indptr.push(0);
+        for &i in &keep {
+            indptr.push(indptr.last().unwrap() + x.row(i).0.len());
+        }
+        let mut indices = HugeVec::<std::mem::MaybeUninit<u32>>::uninit(*indptr.last().unwrap());
+        let mut slices = Vec::with_capacity(keep.len());
+        let mut rest = &mut indices[..];
+        for w in indptr.windows(2) {
+            let (row, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            slices.push(row);
+            rest = tail;
+        }
+        let per_row: Vec<(Vec<Seg>, f64)> = slices
+            .into_par_iter()
+            .zip(keep.par_iter())
+            .map_init(Runs::default, |g, (out, &i)| {
+                let (c, v) = x.row(i);
+                g.of_row(c, v, &f);
+                // next free place of each run; once every column is placed, the end of each run
+                let mut next: Vec<u32> = g
+                    .len
+                    .iter()
+                    .scan(0, |start, &n| {
+                        *start += n;
+                        Some(*start - n)
+                    })
+                    .collect();
+                for (&c, &r) in c.iter().zip(&g.of) {
+                    out[next[r as usize] as usize].write(col_new[c as usize]);
+                    next[r as usize] += 1;
+                }
+                let segs = next.iter().zip(&g.scale).map(|(&end, &scale)| Seg { end, scale }).collect();
+                (segs, v.iter().map(|v| v * v).sum())
+            })
+            .collect();
+        // SAFETY: the runs of a row partition its entries, so each place of `out` was written once
+        let indices = unsafe { indices.assume_init() };
         let mut seg_ptr = Vec::with_capacity(keep.len() + 1);
         seg_ptr.push(0);
-        for (&i, r) in keep.iter().zip(&runs) {
-            indptr.push(indptr.last().unwrap() + x.row(i).0.len());
-            seg_ptr.push(seg_ptr.last().unwrap() + r.len());
+        for (segs, _) in &per_row {
+            seg_ptr.push(seg_ptr.last().unwrap() + segs.len());
         }
-        let segs: Vec<Seg> = runs.into_iter().flatten().collect();
-        let nnz = *indptr.last().unwrap();
-        let mut indices = HugeVec::filled(0u32, nnz);
-        fill_rows_par(&indptr, &mut indices, &mut vec![(); nnz], |u, oi, _| {
-            let (c, v) = x.row(keep[u]);
-            let mut g = Runs::default();
-            g.of_row(c, v, &f);
-            // next free place of each run
-            let mut next: Vec<u32> = std::iter::once(0).chain(g.len.iter().scan(0, |e, &n| {
-                *e += n;
-                Some(*e)
-            })).collect();
-            for (&c, &r) in c.iter().zip(&g.of) {
-                let k = &mut next[r as usize];
-                oi[*k as usize] = col_new[c as usize];
-                *k += 1;
-            }
-        });
-        let sq_norm = keep.iter().map(|&i| x.row(i).1.iter().map(|v| v * v).sum()).collect();
+        let sq_norm = per_row.iter().map(|r| r.1).collect();
+        let segs: Vec<Seg> = per_row.into_iter().flat_map(|r| r.0).collect();
         let mut col_scale = vec![1.0; x.n_cols];
         for (c, &n) in col_new.iter().enumerate() {
             col_scale[n as usize] = f[c];

@@ -7,6 +7,7 @@ mod support;
 use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
 use ndarray::{Array1, Array2};
+use revmod::linear::dual::{solve, DualSolver};
 use revmod::linear::{ClassWeight, DualRows, LogRegModel, LogRegParams, Solver};
 use revmod::text::{CsrMatrix, TextFeaturesParams, TfidfParams};
 use serde_json::json;
@@ -172,11 +173,39 @@ fn fit_many_equals_fitting_each_label_alone() {
             assert_eq!(m.intercept, alone.intercept, "label {j} {solver:?}");
         }
     }
-    // a one-class target is that target's error, not the others'
+    // more labels than threads, handed between threads epoch by epoch; a one-class target is that
+    // target's error, not the others'
     let one_class = vec![false; x.n_rows];
-    let out = LogRegParams::default().fit_many(&x, None, &[&ys[0], &one_class]);
-    assert!(out[0].is_ok());
+    let flipped: Vec<bool> = ys[0].iter().map(|b| !b).collect();
+    let labels = [&ys[0][..], &one_class, &ys[1], &flipped, &ys[0]];
+    let out = LogRegParams::default().fit_many(&x, None, &labels);
     assert!(format!("{}", out[1].as_ref().unwrap_err()).contains("both classes"));
+    for j in [0, 2, 3, 4] {
+        let alone = LogRegParams::default().fit_sparse(&x, labels[j]).unwrap();
+        assert_eq!(out[j].as_ref().unwrap().coef, alone.coef, "label {j}");
+    }
+}
+
+#[test]
+fn the_dual_solver_runs_epoch_by_epoch() {
+    let (x, ys, _) = duplicated_rows();
+    let rows = DualRows::new(&x, None);
+    let y: Vec<f64> = ys[0].iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
+    let entries = rows.entries(&y, &vec![1.0; y.len()]);
+    let mut s = DualSolver::new(&rows, &entries, 1.0, 1e-4, 1000, 5);
+    let mut guesses = Vec::new();
+    while !s.done() {
+        guesses.push(s.epochs_left());
+        s.epoch();
+    }
+    assert_eq!(s.epochs_left(), 0.0);
+    assert!(guesses[..2].iter().all(|g| g.is_infinite()), "no guess before two epochs: {guesses:?}");
+    assert!(guesses[2..].iter().all(|g| g.is_finite() && *g >= 1.0), "{guesses:?}");
+    let r = s.result();
+    assert!(r.converged && r.epochs == guesses.len(), "{r:?}");
+    let (w, whole) = solve(&rows, &entries, 1.0, 1e-4, 1000, 5);
+    assert_eq!(s.finish().0, w);
+    assert_eq!(whole.epochs, r.epochs);
 }
 
 #[test]

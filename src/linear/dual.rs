@@ -414,50 +414,95 @@ fn row_hash(c: &[u32]) -> u64 {
 /// rows `entries` of `rows` through its dual. Returns the weights in the original column order (with the
 /// constant column's last when `bias != 0`).
 pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs: usize, seed: u64) -> (Vec<f64>, DualResult) {
-    let nb = rows.n_cols;
-    let dim = nb + usize::from(bias != 0.0);
-    // the solver's weights are v_j = f_j w_j (see DualRows), then the constant column's
-    let mut w = vec![0.0; dim];
-    let dot = |w: &[f64], r: &Span| -> f64 { rows.dot(w, r) + if bias != 0.0 { bias * w[nb] } else { 0.0 } };
-    let axpy = |w: &mut [f64], r: &Span, a: f64| {
-        rows.axpy(w, r, a);
-        if bias != 0.0 {
-            w[nb] += a * bias;
-        }
-    };
-    // what a visit of variable i reads and writes, in one cache line (visits are in random order)
-    let mut var: Vec<Var> = entries
-        .iter()
-        .map(|e| {
-            let a = (0.001 * e.c).min(1e-8);
-            Var { alpha: [a, e.c - a], xtx: rows.sq_norm[e.row as usize] + bias * bias, y: e.y, c: e.c, row: rows.span(e.row) }
-        })
-        .collect();
-    for v in &var {
-        axpy(&mut w, &v.row, v.y * v.alpha[0]);
+    let mut s = DualSolver::new(rows, entries, bias, eps, max_epochs, seed);
+    while !s.done() {
+        s.epoch();
     }
-    let mut index: Vec<usize> = Vec::with_capacity(entries.iter().map(|e| e.copies as usize).sum());
-    let mut rng = seed;
-    let mut next = || {
-        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    const MAX_INNER: usize = 100;
-    const ETA: f64 = 0.1;
-    let mut innereps = 1e-2;
-    let innereps_min = eps.min(1e-8);
-    let mut res = DualResult { epochs: 0, gmax: f64::INFINITY, converged: false };
-    while res.epochs < max_epochs {
+    s.finish()
+}
+
+/// [`solve`] one epoch at a time, so that a scheduler can hand labels between threads between epochs
+/// (see [`crate::linear::LogRegParams::fit_many`]). The epochs, and so the result, are the same whoever
+/// runs them.
+pub struct DualSolver<'a> {
+    rows: &'a DualRows,
+    entries: &'a [Entry],
+    bias: f64,
+    eps: f64,
+    max_epochs: usize,
+    /// The solver's weights: `v_j = f_j w_j` (see [`DualRows`]), then the constant column's.
+    w: Vec<f64>,
+    var: Vec<Var>,
+    index: Vec<usize>,
+    rng: u64,
+    innereps: f64,
+    res: DualResult,
+    /// `ln(gmax)` of each epoch so far.
+    log_gmax: Vec<f64>,
+}
+
+impl<'a> DualSolver<'a> {
+    /// The starting point of [`solve`].
+    pub fn new(rows: &'a DualRows, entries: &'a [Entry], bias: f64, eps: f64, max_epochs: usize, seed: u64) -> Self {
+        let nb = rows.n_cols;
+        let mut w = vec![0.0; nb + usize::from(bias != 0.0)];
+        // what a visit of variable i reads and writes, in one cache line (visits are in random order)
+        let var: Vec<Var> = entries
+            .iter()
+            .map(|e| {
+                let a = (0.001 * e.c).min(1e-8);
+                Var { alpha: [a, e.c - a], xtx: rows.sq_norm[e.row as usize] + bias * bias, y: e.y, c: e.c, row: rows.span(e.row) }
+            })
+            .collect();
+        for v in &var {
+            axpy(rows, bias, &mut w, &v.row, v.y * v.alpha[0]);
+        }
+        let index = Vec::with_capacity(entries.iter().map(|e| e.copies as usize).sum());
+        let res = DualResult { epochs: 0, gmax: f64::INFINITY, converged: false };
+        DualSolver { rows, entries, bias, eps, max_epochs, w, var, index, rng: seed, innereps: 1e-2, res, log_gmax: Vec::new() }
+    }
+
+    /// True once converged or out of epochs.
+    pub fn done(&self) -> bool {
+        self.res.converged || self.res.epochs >= self.max_epochs
+    }
+
+    /// Where it stands.
+    pub fn result(&self) -> DualResult {
+        self.res
+    }
+
+    /// A guess of the epochs left: the distance of `ln(gmax)` to `ln(eps)` over its fall per epoch in
+    /// the last three epochs (the fall is about constant after the first few). Infinite before two
+    /// epochs, zero when done. Only for scheduling.
+    pub fn epochs_left(&self) -> f64 {
+        if self.done() {
+            return 0.0;
+        }
+        let n = self.log_gmax.len();
+        if n < 2 {
+            return f64::INFINITY;
+        }
+        let k = (n - 1).min(3);
+        let fall = ((self.log_gmax[n - 1 - k] - self.log_gmax[n - 1]) / k as f64).max(0.05);
+        ((self.log_gmax[n - 1] - self.eps.ln()) / fall).max(1.0)
+    }
+
+    /// One epoch: every variable visited (merged ones `visits` times) in a fresh seeded random order,
+    /// each by a few Newton steps on its one-variable subproblem.
+    pub fn epoch(&mut self) {
+        const MAX_INNER: usize = 100;
+        const ETA: f64 = 0.1;
+        let (rows, bias) = (self.rows, self.bias);
+        let innereps_min = self.eps.min(1e-8);
+        let (w, var, index) = (&mut self.w, &mut self.var, &mut self.index);
         index.clear();
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in self.entries.iter().enumerate() {
             index.extend(std::iter::repeat(i).take(visits(e.copies, var[i].alpha[0] / e.c)));
         }
         let l = index.len();
         for i in 0..l {
-            let j = i + (next() % (l - i) as u64) as usize;
+            let j = i + (splitmix(&mut self.rng) % (l - i) as u64) as usize;
             index.swap(i, j);
         }
         let mut newton_iter = 0;
@@ -471,7 +516,7 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
             }
             let v = &mut var[i];
             let (a, ci, y) = (v.xtx, v.c, v.y);
-            let b = y * dot(&w, &v.row);
+            let b = y * dot(rows, bias, w, &v.row);
             let (mut ind1, mut ind2, mut sign) = (0, 1, 1.0);
             if 0.5 * a * (v.alpha[ind2] - v.alpha[ind1]) + b < 0.0 {
                 (ind1, ind2, sign) = (1, 0, -1.0);
@@ -491,7 +536,7 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
             }
             let mut inner = 0;
             while inner <= MAX_INNER {
-                if gp.abs() < innereps {
+                if gp.abs() < self.innereps {
                     break;
                 }
                 let gpp = a + ci / (ci - z) / z;
@@ -504,27 +549,56 @@ pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs
             if inner > 0 {
                 v.alpha[ind1] = z;
                 v.alpha[ind2] = ci - z;
-                axpy(&mut w, &v.row, sign * (z - alpha_old) * y);
+                axpy(rows, bias, w, &v.row, sign * (z - alpha_old) * y);
             }
         }
-        res.epochs += 1;
-        res.gmax = gmax;
-        if gmax < eps {
-            res.converged = true;
-            break;
-        }
-        if newton_iter <= l / 10 {
-            innereps = innereps_min.max(0.1 * innereps);
+        self.res.epochs += 1;
+        self.res.gmax = gmax;
+        self.log_gmax.push(gmax.max(f64::MIN_POSITIVE).ln());
+        if gmax < self.eps {
+            self.res.converged = true;
+        } else if newton_iter <= l / 10 {
+            self.innereps = innereps_min.max(0.1 * self.innereps);
         }
     }
-    let mut out = vec![0.0; dim];
-    for (old, &new) in rows.col_new.iter().enumerate() {
-        out[old] = w[new as usize] / rows.col_scale[new as usize];
+
+    /// The weights in the original column order (with the constant column's last when `bias != 0`),
+    /// and where the solver stopped.
+    pub fn finish(self) -> (Vec<f64>, DualResult) {
+        let (rows, nb) = (self.rows, self.rows.n_cols);
+        let mut out = vec![0.0; self.w.len()];
+        for (old, &new) in rows.col_new.iter().enumerate() {
+            out[old] = self.w[new as usize] / rows.col_scale[new as usize];
+        }
+        if self.bias != 0.0 {
+            out[nb] = self.w[nb];
+        }
+        (out, self.res)
     }
+}
+
+/// `x_r . w` with the constant column, given the solver's weights.
+#[inline]
+fn dot(rows: &DualRows, bias: f64, w: &[f64], r: &Span) -> f64 {
+    rows.dot(w, r) + if bias != 0.0 { bias * w[rows.n_cols] } else { 0.0 }
+}
+
+/// `w += a x_r` with the constant column, on the solver's weights.
+#[inline]
+fn axpy(rows: &DualRows, bias: f64, w: &mut [f64], r: &Span, a: f64) {
+    rows.axpy(w, r, a);
     if bias != 0.0 {
-        out[nb] = w[nb];
+        w[rows.n_cols] += a * bias;
     }
-    (out, res)
+}
+
+/// The next number of a SplitMix64 sequence.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One dual variable as [`solve`] keeps it: `alpha_i` and `C_i - alpha_i`, `x_i . x_i` (with the

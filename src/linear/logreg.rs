@@ -16,8 +16,13 @@ use anyhow::{ensure, Result};
 use ndarray::{Array1, ArrayBase, Data, Ix2};
 use serde::{Deserialize, Serialize};
 
-use super::dual::DualRows;
+use rayon::prelude::*;
+
+use super::dual::{solve, DualResult, DualRows, DualSolver};
 use super::tron::{minimize, Objective, TronParams, TronResult};
+
+/// Seed of the dual solver's visiting order.
+const DUAL_SEED: u64 = 0x5eed;
 use crate::text::CsrMatrix;
 
 /// Which optimiser minimises the objective (both reach the same optimum).
@@ -245,45 +250,84 @@ impl LogRegParams {
     pub fn fit_prepared(&self, rows: &DualRows, y: &[bool]) -> Result<LogRegModel> {
         let (signs, c, bias) = self.problem(rows.n_rows(), y)?;
         let entries = rows.entries(&signs, &c);
-        let (w, r) = super::dual::solve(rows, &entries, bias, self.dual_tol, self.max_iter, 0x5eed);
-        Ok(self.model(w, bias, SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged }))
+        Ok(self.dual_model(solve(rows, &entries, bias, self.dual_tol, self.max_iter, DUAL_SEED), bias))
     }
 
-    /// Fits one model per target vector in `ys` (each per row of `x`), labels in parallel. With the dual
-    /// solver the labels share one prepared copy of `x` ([`DualRows`]). Threads take the labels from a
-    /// queue that starts with the most balanced ones, which need the most epochs (on the bench sets:
-    /// 19-50 epochs for labels with 9-30% positives, 15-17 for labels under 1%), so that no thread is
-    /// left with a long label at the end.
+    /// Fits one model per target vector in `ys` (each per row of `x`), labels in parallel; each label
+    /// gets the model it would get alone. With the dual solver the labels share one prepared copy of `x`
+    /// ([`DualRows`]) and are handed between threads epoch by epoch (see `fit_dual_many`).
     ///
     /// `col_scale` (one factor per column, as [`DualRows::new`] takes them: for a tf-idf matrix, its
     /// idf, [`crate::text::FittedTextFeatures::idf`]) speeds up the dual solver; the models are the
     /// same without it, to rounding.
     pub fn fit_many(&self, x: &CsrMatrix, col_scale: Option<&[f64]>, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
-        let rows = (self.solver == Solver::Dual && !ys.is_empty()).then(|| DualRows::new(x, col_scale));
-        let fit = |y: &[bool]| match &rows {
-            Some(rows) => self.fit_prepared(rows, y),
-            None => self.fit_sparse(x, y),
-        };
-        let minority = |y: &[bool]| {
-            let pos = y.iter().filter(|&&b| b).count();
-            pos.min(y.len() - pos)
-        };
-        let mut order: Vec<usize> = (0..ys.len()).collect();
-        order.sort_by_key(|&j| (std::cmp::Reverse(minority(ys[j])), j));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done = std::sync::Mutex::new((0..ys.len()).map(|_| None).collect::<Vec<_>>());
+        match self.solver {
+            Solver::Dual if !ys.is_empty() => self.fit_dual_many(&DualRows::new(x, col_scale), ys),
+            _ => ys.par_iter().map(|y| self.fit_sparse(x, y)).collect(),
+        }
+    }
+
+    /// The dual solver on several labels of `rows`, one epoch at a time. Labels take from 15 to 50
+    /// epochs (on the bench sets: 19-42 for labels with 9-50% positives, 15-17 for labels under 1%), and
+    /// five labels on two threads, each label on one thread to its end, left a thread idle for up to a
+    /// fifth of the fit. So a thread that ends an epoch puts its label back and takes the one with the
+    /// most epochs left ([`DualSolver::epochs_left`]; labels not started count as most, the most balanced
+    /// first): the longest labels run side by side to the end, and a thread is idle only while the last
+    /// label runs its last epochs. The epochs of a label do not depend on which thread runs them.
+    fn fit_dual_many(&self, rows: &DualRows, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+        struct Label<'a> {
+            solver: Option<DualSolver<'a>>,
+            running: bool,
+            left: f64,
+            minority: usize,
+            out: Option<Result<LogRegModel>>,
+        }
+        // each label's variables and constant feature, or why it cannot be fitted
+        let (problems, labels): (Vec<_>, Vec<_>) = ys
+            .iter()
+            .map(|y| {
+                let pos = y.iter().filter(|&&b| b).count();
+                let (problem, out) = match self.problem(rows.n_rows(), y) {
+                    Ok((signs, c, bias)) => (Some((rows.entries(&signs, &c), bias)), None),
+                    Err(e) => (None, Some(Err(e))),
+                };
+                (problem, Label { solver: None, running: false, left: f64::INFINITY, minority: pos.min(y.len() - pos), out })
+            })
+            .unzip();
+        let labels = std::sync::Mutex::new(labels);
+        let lock = || labels.lock().expect("no thread panicked holding the lock");
         let threads = rayon::current_num_threads().min(ys.len());
         rayon::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|_| loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&j) = order.get(k) else { break };
-                    let m = fit(ys[j]);
-                    done.lock().expect("no thread panicked holding the lock")[j] = Some(m);
+                    let (j, solver) = {
+                        let mut ls = lock();
+                        let next = (0..ls.len())
+                            .filter(|&j| !ls[j].running && ls[j].out.is_none())
+                            .max_by(|&a, &b| ls[a].left.total_cmp(&ls[b].left).then(ls[a].minority.cmp(&ls[b].minority)).then(b.cmp(&a)));
+                        let Some(j) = next else { break };
+                        ls[j].running = true;
+                        (j, ls[j].solver.take())
+                    };
+                    let (entries, bias) = problems[j].as_ref().expect("a label without a problem is done");
+                    let mut solver = solver.unwrap_or_else(|| DualSolver::new(rows, entries, *bias, self.dual_tol, self.max_iter, DUAL_SEED));
+                    solver.epoch();
+                    let left = solver.epochs_left();
+                    let (out, solver) = match solver.done() {
+                        true => (Some(Ok(self.dual_model(solver.finish(), *bias))), None),
+                        false => (None, Some(solver)),
+                    };
+                    let mut ls = lock();
+                    ls[j] = Label { solver, running: false, left, out, ..ls[j] };
                 });
             }
         });
-        done.into_inner().expect("no thread panicked").into_iter().map(|m| m.expect("every label was fitted")).collect()
+        labels.into_inner().expect("no thread panicked").into_iter().map(|l| l.out.expect("every label was fitted")).collect()
+    }
+
+    /// The model of the dual solver's weights.
+    fn dual_model(&self, (w, r): (Vec<f64>, DualResult), bias: f64) -> LogRegModel {
+        self.model(w, bias, SolverInfo { iterations: r.epochs, cg_steps: 0, rel_grad: r.gmax, converged: r.converged })
     }
 
     /// Checks the targets and gives the +1/-1 label and `C_i` of each row, and the constant feature's value.

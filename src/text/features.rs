@@ -22,12 +22,20 @@ impl Default for TextFeaturesParams {
 }
 
 impl TextFeaturesParams {
-    /// Fits both vectorizers on `docs` (in parallel) and returns the stacked training matrix.
+    /// Fits both vectorizers on `docs` (in parallel) and returns the stacked training matrix, each
+    /// text's word and char rows written side by side straight into it.
     pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTextFeatures, CsrMatrix)> {
-        let (w, c) = rayon::join(|| self.word.fit_transform(docs), || self.char.fit_transform(docs));
-        let (word, xw) = w.context("fitting the word vectorizer")?;
-        let (char, xc) = c.context("fitting the char vectorizer")?;
-        let x = CsrMatrix::hstack(&xw, &xc)?;
+        let (w, c) = rayon::join(|| self.word.fit_rows(docs), || self.char.fit_rows(docs));
+        let (word, rw) = w.context("fitting the word vectorizer")?;
+        let (char, rc) = c.context("fitting the char vectorizer")?;
+        let off = u32::try_from(word.n_features()).context("too many word columns")?;
+        let lens = rw.lens.iter().zip(&rc.lens).map(|(a, b)| a + b);
+        let x = CsrMatrix::build(word.n_features() + char.n_features(), lens, |i, cols, vals| {
+            let (cw, cc) = cols.split_at_mut(rw.lens[i]);
+            let (vw, vc) = vals.split_at_mut(rw.lens[i]);
+            rw.fill(&word, i, 0, cw, vw);
+            rc.fill(&char, i, off, cc, vc);
+        });
         Ok((FittedTextFeatures { word, char }, x))
     }
 }

@@ -13,6 +13,8 @@
 //! order depends on the CPU's SIMD sort; see docs/model-format.md). idf = ln((1 + n) / (1 + df)) + 1
 //! (smooth), tf = raw count (or 1 + ln(count) when sublinear), rows scaled to unit l2 norm.
 
+use std::mem::MaybeUninit;
+
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -130,6 +132,17 @@ impl TfidfParams {
 
     /// Learns vocabulary and idf from `docs` and returns their tf-idf matrix too.
     pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTfidf, CsrMatrix)> {
+        let (fitted, rows) = self.fit_rows(docs)?;
+        let x = CsrMatrix::build(fitted.n_features(), rows.lens.iter().copied(), |i, cols, vals| {
+            rows.fill(&fitted, i, 0, cols, vals)
+        });
+        Ok((fitted, x))
+    }
+
+    /// Learns vocabulary and idf from `docs`, and keeps the counts that make their tf-idf rows, for the
+    /// caller to write where it wants them ([`FitRows::fill`]): the seed's two vectorizers write
+    /// theirs side by side into one matrix.
+    pub(crate) fn fit_rows(&self, docs: &[&str]) -> Result<(FittedTfidf, FitRows)> {
         self.validate()?;
         let n_docs = docs.len();
         ensure!(n_docs > 0, "cannot fit a vectorizer on zero documents");
@@ -193,43 +206,62 @@ impl TfidfParams {
             })
             .collect();
         let vocab: Vec<String> = kept.iter().map(|&g| term(g as usize).to_string()).collect();
-        // 4. The training matrix, straight from the chunk counts: each row's (column, count) pairs packed
-        // in one integer, sorted, weighed and normalised into their place, rows in parallel.
+        // 4. The chunks' counts by column, and the length of each row
         let col_of: Vec<Vec<u32>> = maps.par_iter().map(|m| m.iter().map(|&g| new_col[g as usize]).collect()).collect();
         drop(global);
         let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
-        let doc = |i: usize| {
-            let (ch, d) = (&chunks[i / chunk_len], i % chunk_len);
-            (&ch.entries[ch.doc_ptr[d]..ch.doc_ptr[d + 1]], &col_of[i / chunk_len])
-        };
-        let lens: Vec<usize> = (0..n_docs)
+        let mut rows = FitRows { chunks, col_of, chunk_len, lens: Vec::new() };
+        rows.lens = (0..n_docs)
             .into_par_iter()
             .map(|i| {
-                let (entries, col_of) = doc(i);
+                let (entries, col_of) = rows.doc(i);
                 entries.iter().filter(|e| col_of[e.0 as usize] != u32::MAX).count()
             })
             .collect();
-        let x = CsrMatrix::build(fitted.n_features(), lens.into_iter(), |i, cols, vals| {
-            let (entries, col_of) = doc(i);
-            let mut packed: Vec<u64> = entries
-                .iter()
-                .filter_map(|&(lid, n)| {
-                    let c = col_of[lid as usize];
-                    (c != u32::MAX).then_some(u64::from(c) << 32 | u64::from(n))
-                })
-                .collect();
-            packed.sort_unstable();
-            for ((c, v), &p) in cols.iter_mut().zip(vals.iter_mut()).zip(&packed) {
-                c.write((p >> 32) as u32);
-                v.write(fitted.weight((p >> 32) as u32, (p as u32) as f64));
-            }
-            // SAFETY: every entry of both slices was written just above (`lens[i]` of them)
-            let vals = unsafe { &mut *(vals as *mut [std::mem::MaybeUninit<f64>] as *mut [f64]) };
-            if let Some(n) = fitted.norm_of(vals.iter().copied()) {
-                vals.iter_mut().for_each(|v| *v /= n);
-            }
-        });
-        Ok((fitted, x))
+        Ok((fitted, rows))
+    }
+}
+
+/// The tf-idf rows of the documents a vectorizer was fitted on, not yet written: each document's term
+/// counts and the column of each term ([`TfidfParams::fit_rows`]).
+pub(crate) struct FitRows {
+    chunks: Vec<LocalCounts>,
+    /// Column of each chunk-local term id, or `u32::MAX` for a pruned term.
+    col_of: Vec<Vec<u32>>,
+    chunk_len: usize,
+    /// Number of entries of each row.
+    pub(crate) lens: Vec<usize>,
+}
+
+impl FitRows {
+    /// The `(local id, count)` pairs of document `i`, and the columns of its chunk's ids.
+    fn doc(&self, i: usize) -> (&[(u32, u32)], &[u32]) {
+        let (ch, d) = (&self.chunks[i / self.chunk_len], i % self.chunk_len);
+        (&ch.entries[ch.doc_ptr[d]..ch.doc_ptr[d + 1]], &self.col_of[i / self.chunk_len])
+    }
+
+    /// Writes tf-idf row `i` into `cols` and `vals` (`lens[i]` long), columns sorted and shifted by
+    /// `offset`: each (column, count) pair packed in one integer, sorted, weighed and normalised.
+    pub(crate) fn fill(&self, fitted: &FittedTfidf, i: usize, offset: u32, cols: &mut [MaybeUninit<u32>], vals: &mut [MaybeUninit<f64>]) {
+        let (entries, col_of) = self.doc(i);
+        let mut packed: Vec<u64> = entries
+            .iter()
+            .filter_map(|&(lid, n)| {
+                let c = col_of[lid as usize];
+                (c != u32::MAX).then_some(u64::from(c) << 32 | u64::from(n))
+            })
+            .collect();
+        packed.sort_unstable();
+        assert!(packed.len() == cols.len() && packed.len() == vals.len(), "row {i} has {} entries", packed.len());
+        for ((c, v), &p) in cols.iter_mut().zip(vals.iter_mut()).zip(&packed) {
+            c.write((p >> 32) as u32 + offset);
+            v.write(fitted.weight((p >> 32) as u32, (p as u32) as f64));
+        }
+        // SAFETY: every entry of `vals` was written just above
+        let vals = unsafe { &mut *(vals as *mut [MaybeUninit<f64>] as *mut [f64]) };
+        if let Some(n) = fitted.norm_of(vals.iter().copied()) {
+            vals.iter_mut().for_each(|v| *v /= n);
+        }
     }
 }
 

@@ -151,26 +151,27 @@ impl TfidfParams {
         let chunk_len = n_docs.div_ceil(n_chunks);
         let chunks: Vec<LocalCounts> =
             docs.par_chunks(chunk_len).map(|c| LocalCounts::count(self, c)).collect();
-        // 2. Merge chunk vocabularies into global ids.
+        // 2. Merge chunk vocabularies into global ids, with their document and term frequencies.
         let mut global = Interner::default();
         let mut maps: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
+        let (mut df, mut tf): (Vec<u32>, Vec<u64>) = (Vec::new(), Vec::new());
         for ch in &chunks {
             let map = (0..ch.terms.len() as u32)
-                .map(|i| global.intern_hashed(ch.terms.get(i), ch.terms.hash_of(i)))
+                .map(|i| {
+                    let g = global.intern_hashed(ch.terms.get(i), ch.terms.hash_of(i));
+                    if g as usize == df.len() {
+                        df.push(0);
+                        tf.push(0);
+                    }
+                    df[g as usize] += ch.df[i as usize];
+                    tf[g as usize] += ch.tf[i as usize];
+                    g
+                })
                 .collect();
             maps.push(map);
         }
         let n_terms = global.len();
         ensure!(n_terms > 0, "empty vocabulary: the documents contain no terms of the {:?} analyzer", self.analyzer);
-        let mut df = vec![0u32; n_terms];
-        let mut tf = vec![0u64; n_terms];
-        for (ch, map) in chunks.iter().zip(&maps) {
-            for &(lid, c) in &ch.entries {
-                let g = map[lid as usize] as usize;
-                df[g] += 1;
-                tf[g] += c as u64;
-            }
-        }
         // 3. Prune by document frequency, rank by term frequency, sort by term.
         let high = self.max_df.resolve(n_docs);
         let low = self.min_df.resolve(n_docs);
@@ -271,6 +272,9 @@ struct LocalCounts {
     /// `(local id, count)` per document (in first-occurrence order), documents back to back.
     entries: Vec<(u32, u32)>,
     doc_ptr: Vec<usize>,
+    /// Documents of the chunk that hold each term, and its occurrences in them.
+    df: Vec<u32>,
+    tf: Vec<u64>,
 }
 
 impl LocalCounts {
@@ -350,7 +354,12 @@ impl LocalCounts {
                 }
             }
         }
-        LocalCounts { terms, entries, doc_ptr }
+        let (mut df, mut tf) = (vec![0u32; terms.len()], vec![0u64; terms.len()]);
+        for &(id, n) in &entries {
+            df[id as usize] += 1;
+            tf[id as usize] += u64::from(n);
+        }
+        LocalCounts { terms, entries, doc_ptr, df, tf }
     }
 }
 

@@ -69,8 +69,11 @@ pub struct DualRows {
     segs: Vec<Seg>,
     /// Column factor `f_j`, by renumbered column.
     col_scale: Vec<f64>,
-    /// `f_j^2`, by renumbered column.
-    col_sq: Vec<f64>,
+    /// `f_j^2`, by renumbered column, in `f32`: the updates gather it at every entry of a row, and half
+    /// the table stays in cache better (5% off the fit at 20k rows). Rounded, it scales column `j` of
+    /// the problem by a fixed `1 + e_j`, `|e_j| < 6e-8`: no error builds up, and the probabilities move
+    /// by 8e-9 on the bench set.
+    col_sq: Vec<f32>,
     /// `x_u . x_u` of each distinct row.
     sq_norm: Vec<f64>,
     /// The distinct row of each row of the original matrix.
@@ -252,7 +255,7 @@ impl DualRows {
         for (c, &n) in col_new.iter().enumerate() {
             col_scale[n as usize] = f[c];
         }
-        let col_sq = col_scale.iter().map(|f| f * f).collect();
+        let col_sq = col_scale.iter().map(|f| (f * f) as f32).collect();
         DualRows { n_cols: x.n_cols, indptr, indices, seg_ptr, segs, col_scale, col_sq, sq_norm, of_row, col_new }
     }
 
@@ -354,7 +357,7 @@ impl DualRows {
             let t = a * s.scale;
             for &c in &cols[start..s.end as usize] {
                 // SAFETY: as in `dot`; col_sq has n_cols entries
-                unsafe { *v.get_unchecked_mut(c as usize) += t * *self.col_sq.get_unchecked(c as usize) };
+                unsafe { *v.get_unchecked_mut(c as usize) += t * f64::from(*self.col_sq.get_unchecked(c as usize)) };
             }
             start = s.end as usize;
         }

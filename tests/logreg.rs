@@ -211,7 +211,8 @@ fn the_dual_solver_runs_epoch_by_epoch() {
 #[test]
 fn column_factors_change_speed_not_the_model() {
     // The seed's stacked word + char tf-idf: with the idf as column factors a row is a few runs (one per
-    // vectorizer and count), without them one run per distinct value. Same model either way.
+    // vectorizer and count), without them one run per distinct value. Same model either way, to the
+    // rounding of the factors.
     let revs = reviews(1500);
     let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
     let (f, x) = TextFeaturesParams::default().fit_transform(&texts).unwrap();
@@ -230,7 +231,9 @@ fn column_factors_change_speed_not_the_model() {
     assert!(a.solver.unwrap().converged && b.solver.unwrap().converged);
     let dc = max_diff(a.coef.iter().copied(), b.coef.iter().copied());
     let dp = max_diff(a.predict_proba(&x).iter().copied(), b.predict_proba(&x).iter().copied());
-    assert!(dc <= 1e-9 && dp <= 1e-10, "with and without column factors: coef differ by {dc}, proba by {dp}");
+    // the factors' squares are kept in f32: each column of the problem is scaled by a fixed 1 + e_j,
+    // |e_j| < 6e-8, which moves the optimum by about that much
+    assert!(dc <= 1e-6 && dp <= 1e-7, "with and without column factors: coef differ by {dc}, proba by {dp}");
 }
 
 #[test]

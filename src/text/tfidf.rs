@@ -146,8 +146,10 @@ impl TfidfParams {
         self.validate()?;
         let n_docs = docs.len();
         ensure!(n_docs > 0, "cannot fit a vectorizer on zero documents");
-        // 1. Count terms per chunk of documents (in parallel), with chunk-local term ids.
-        let n_chunks = (rayon::current_num_threads() * 4).clamp(1, n_docs);
+        // 1. Count terms per chunk of documents (in parallel), with chunk-local term ids. Two chunks per
+        // thread: enough to balance the two vectorizers fitted side by side, and each chunk's distinct
+        // terms are merged one by one on one thread (four per thread: vectorizers 5% slower at 20k rows).
+        let n_chunks = (rayon::current_num_threads() * 2).clamp(1, n_docs);
         let chunk_len = n_docs.div_ceil(n_chunks);
         let chunks: Vec<LocalCounts> =
             docs.par_chunks(chunk_len).map(|c| LocalCounts::count(self, c)).collect();

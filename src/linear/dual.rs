@@ -368,11 +368,13 @@ impl DualRows {
     #[inline]
     fn prefetch_row(&self, r: &Span) {
         let (cols, segs) = self.row(r);
-        for c in cols.chunks(16) {
-            prefetch(&c[0]);
-        }
+        // the runs first: the row's first load, and a prefetch issued behind a row's worth of others
+        // can be dropped
         if let Some(s) = segs.first() {
             prefetch(s);
+        }
+        for c in cols.chunks(16) {
+            prefetch(&c[0]);
         }
     }
 }

@@ -54,19 +54,23 @@ pub struct DualResult {
 ///
 /// A tf-idf entry is `count * idf_j * s_i` (`s_i` the row's norm, one per vectorizer), so given the
 /// column factors `f_j = idf_j` a row has only a few distinct `x_ij / f_j`: one per (vectorizer,
-/// count). Each run ([`Seg`]) stores that factor once and its columns without values, and the solver
-/// works on `v_j = f_j w_j`, so that `x_i . w = sum over runs of factor * sum of v_j`: 4 bytes streamed
-/// per entry instead of 12. Without column factors (`f_j = 1`) a binary matrix is one run per row, and
-/// any matrix at worst one run per entry.
+/// count). Each run stores that factor once and its columns without values, and the solver works on
+/// `v_j = f_j w_j`, so that `x_i . w = sum over runs of factor * sum of v_j`: 4 bytes streamed per entry
+/// instead of 12. A row is one block of 32-bit words, its run table (end and factor of each run) then
+/// its columns run by run, so that one prefetch brings both. Without column factors (`f_j = 1`) a binary
+/// matrix is one run per row, and any matrix at worst one run per entry.
 pub struct DualRows {
     n_cols: usize,
-    /// Entries of distinct row `u`: `indptr[u]..indptr[u + 1]` of `indices`.
-    indptr: Vec<usize>,
-    /// Renumbered columns, grouped in runs.
-    indices: HugeVec<u32>,
-    /// Runs of distinct row `u`: `seg_ptr[u]..seg_ptr[u + 1]` of `segs`.
-    seg_ptr: Vec<usize>,
-    segs: Vec<Seg>,
+    /// Block of distinct row `u`: `block_ptr[u]..block_ptr[u + 1]` of `data`.
+    block_ptr: Vec<usize>,
+    /// The blocks: [`RUN_WORDS`] words per run (its end, counted in entries from the row's first
+    /// column, and the two halves of its factor's bits), then the renumbered columns, run by run.
+    data: HugeVec<u32>,
+    /// Number of runs of each distinct row.
+    n_seg: Vec<u32>,
+    /// Runs and entries over all distinct rows.
+    n_runs: usize,
+    nnz: usize,
     /// Column factor `f_j`, by renumbered column.
     col_scale: Vec<f64>,
     /// `f_j^2`, by renumbered column, in `f32`: the updates gather it at every entry of a row, and half
@@ -82,21 +86,16 @@ pub struct DualRows {
     col_new: Vec<u32>,
 }
 
-/// Where a distinct row lives in [`DualRows`]: its entries and its runs.
+/// Where a distinct row lives in [`DualRows`]: its block's first word, its runs and its entries.
 #[derive(Clone, Copy, Debug, Default)]
 struct Span {
     start: usize,
-    seg: usize,
-    len: u32,
     n_seg: u32,
+    len: u32,
 }
 
-/// A run of a row's entries that are all `scale * f_j`: it ends `end` entries after the row's start.
-#[derive(Clone, Copy, Debug)]
-struct Seg {
-    end: u32,
-    scale: f64,
-}
+/// Words per run in a row's run table.
+const RUN_WORDS: usize = 3;
 
 /// Entries whose `x_ij / f_j` are within this relative distance share a run (and its first entry's
 /// factor): far below what moves the optimum, far above the rounding of `count * idf * s / idf`.
@@ -205,26 +204,16 @@ impl DualRows {
             }
             of_row.push(u);
         }
-        // each distinct row in one parallel pass: its columns grouped in runs, the runs, and x_u . x_u
-        let mut indptr = Vec::with_capacity(keep.len() + 1);
-        indptr.push(0);
-        for &i in &keep {
-            indptr.push(indptr.last().unwrap() + x.row(i).0.len());
-        }
-        let mut indices = HugeVec::<std::mem::MaybeUninit<u32>>::uninit(*indptr.last().unwrap());
-        let mut slices = Vec::with_capacity(keep.len());
-        let mut rest = &mut indices[..];
-        for w in indptr.windows(2) {
-            let (row, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
-            slices.push(row);
-            rest = tail;
-        }
-        let per_row: Vec<(Vec<Seg>, f64)> = slices
-            .into_par_iter()
-            .zip(keep.par_iter())
-            .map_init(Runs::default, |g, (out, &i)| {
+        // each distinct row in one parallel pass: its block (run table, then its columns grouped by run),
+        // and x_u . x_u; then the blocks side by side in one table
+        let per_row: Vec<(Vec<u32>, u32, f64)> = keep
+            .par_iter()
+            .map_init(Runs::default, |g, &i| {
                 let (c, v) = x.row(i);
                 g.of_row(c, v, &f);
+                let n_seg = g.scale.len();
+                let mut block = vec![0u32; RUN_WORDS * n_seg + c.len()];
+                let (table, cols) = block.split_at_mut(RUN_WORDS * n_seg);
                 // next free place of each run; once every column is placed, the end of each run
                 let mut next: Vec<u32> = g
                     .len
@@ -235,28 +224,46 @@ impl DualRows {
                     })
                     .collect();
                 for (&c, &r) in c.iter().zip(&g.of) {
-                    out[next[r as usize] as usize].write(col_new[c as usize]);
+                    cols[next[r as usize] as usize] = col_new[c as usize];
                     next[r as usize] += 1;
                 }
-                let segs = next.iter().zip(&g.scale).map(|(&end, &scale)| Seg { end, scale }).collect();
-                (segs, v.iter().map(|v| v * v).sum())
+                for ((t, &end), &scale) in table.chunks_exact_mut(RUN_WORDS).zip(&next).zip(&g.scale) {
+                    let b = scale.to_bits();
+                    t.copy_from_slice(&[end, b as u32, (b >> 32) as u32]);
+                }
+                (block, n_seg as u32, v.iter().map(|v| v * v).sum())
             })
             .collect();
-        // SAFETY: the runs of a row partition its entries, so each place of `out` was written once
-        let indices = unsafe { indices.assume_init() };
-        let mut seg_ptr = Vec::with_capacity(keep.len() + 1);
-        seg_ptr.push(0);
-        for (segs, _) in &per_row {
-            seg_ptr.push(seg_ptr.last().unwrap() + segs.len());
+        let mut block_ptr = Vec::with_capacity(keep.len() + 1);
+        block_ptr.push(0);
+        for (b, _, _) in &per_row {
+            block_ptr.push(block_ptr.last().unwrap() + b.len());
         }
-        let sq_norm = per_row.iter().map(|r| r.1).collect();
-        let segs: Vec<Seg> = per_row.into_iter().flat_map(|r| r.0).collect();
+        let mut data = HugeVec::<std::mem::MaybeUninit<u32>>::uninit(*block_ptr.last().unwrap());
+        let mut slices = Vec::with_capacity(keep.len());
+        let mut rest = &mut data[..];
+        for w in block_ptr.windows(2) {
+            let (row, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            slices.push(row);
+            rest = tail;
+        }
+        slices.into_par_iter().zip(per_row.par_iter()).for_each(|(out, (b, _, _))| {
+            for (o, &w) in out.iter_mut().zip(b) {
+                o.write(w);
+            }
+        });
+        // SAFETY: the slices cover the table, and each got a block of its length
+        let data = unsafe { data.assume_init() };
+        let n_seg: Vec<u32> = per_row.iter().map(|r| r.1).collect();
+        let n_runs = n_seg.iter().map(|&n| n as usize).sum::<usize>();
+        let nnz = data.len() - RUN_WORDS * n_runs;
+        let sq_norm = per_row.iter().map(|r| r.2).collect();
         let mut col_scale = vec![1.0; x.n_cols];
         for (c, &n) in col_new.iter().enumerate() {
             col_scale[n as usize] = f[c];
         }
         let col_sq = col_scale.iter().map(|f| (f * f) as f32).collect();
-        DualRows { n_cols: x.n_cols, indptr, indices, seg_ptr, segs, col_scale, col_sq, sq_norm, of_row, col_new }
+        DualRows { n_cols: x.n_cols, block_ptr, data, n_seg, n_runs, nnz, col_scale, col_sq, sq_norm, of_row, col_new }
     }
 
     /// Number of distinct rows.
@@ -267,12 +274,12 @@ impl DualRows {
     /// Number of runs over all distinct rows (see [`DualRows`]): the solver's per-row bookkeeping, a
     /// few per row when the column factors fit the matrix.
     pub fn n_runs(&self) -> usize {
-        self.segs.len()
+        self.n_runs
     }
 
     /// Number of stored entries over all distinct rows.
     pub fn nnz(&self) -> usize {
-        self.indices.len()
+        self.nnz
     }
 
     /// Number of rows of the original matrix.
@@ -311,24 +318,33 @@ impl DualRows {
     #[inline]
     fn span(&self, u: u32) -> Span {
         let u = u as usize;
-        let (start, seg) = (self.indptr[u], self.seg_ptr[u]);
-        Span { start, seg, len: (self.indptr[u + 1] - start) as u32, n_seg: (self.seg_ptr[u + 1] - seg) as u32 }
+        let (start, n_seg) = (self.block_ptr[u], self.n_seg[u]);
+        Span { start, n_seg, len: (self.block_ptr[u + 1] - start - RUN_WORDS * n_seg as usize) as u32 }
     }
 
-    /// Columns and runs of a row.
+    /// Columns and run table of a row.
     #[inline]
-    fn row(&self, r: &Span) -> (&[u32], &[Seg]) {
-        (&self.indices[r.start..r.start + r.len as usize], &self.segs[r.seg..r.seg + r.n_seg as usize])
+    fn row(&self, r: &Span) -> (&[u32], &[u32]) {
+        let table = RUN_WORDS * r.n_seg as usize;
+        let block = &self.data[r.start..r.start + table + r.len as usize];
+        let (table, cols) = block.split_at(table);
+        (cols, table)
+    }
+
+    /// End (in entries from the row's first column) and factor of each run of a run table.
+    #[inline]
+    fn runs(table: &[u32]) -> impl Iterator<Item = (usize, f64)> + '_ {
+        table.chunks_exact(RUN_WORDS).map(|t| (t[0] as usize, f64::from_bits(u64::from(t[1]) | u64::from(t[2]) << 32)))
     }
 
     /// `x_u . w`, given `v_j = f_j w_j`.
     #[inline]
     fn dot(&self, v: &[f64], r: &Span) -> f64 {
-        let (cols, segs) = self.row(r);
+        let (cols, table) = self.row(r);
         let mut start = 0;
         let mut acc = 0.0;
-        for s in segs {
-            let run = &cols[start..s.end as usize];
+        for (end, scale) in Self::runs(table) {
+            let run = &cols[start..end];
             // four partial sums, so that the adds do not wait on each other
             let mut p = [0.0f64; 4];
             let mut q4 = run.chunks_exact(4);
@@ -342,8 +358,8 @@ impl DualRows {
                 // SAFETY: as above
                 p[0] += unsafe { *v.get_unchecked(c as usize) };
             }
-            acc += s.scale * ((p[0] + p[1]) + (p[2] + p[3]));
-            start = s.end as usize;
+            acc += scale * ((p[0] + p[1]) + (p[2] + p[3]));
+            start = end;
         }
         acc
     }
@@ -351,15 +367,15 @@ impl DualRows {
     /// `w += a x_u`, given `v_j = f_j w_j`: `v_j += a * factor * f_j^2`.
     #[inline]
     fn axpy(&self, v: &mut [f64], r: &Span, a: f64) {
-        let (cols, segs) = self.row(r);
+        let (cols, table) = self.row(r);
         let mut start = 0;
-        for s in segs {
-            let t = a * s.scale;
-            for &c in &cols[start..s.end as usize] {
+        for (end, scale) in Self::runs(table) {
+            let t = a * scale;
+            for &c in &cols[start..end] {
                 // SAFETY: as in `dot`; col_sq has n_cols entries
                 unsafe { *v.get_unchecked_mut(c as usize) += t * f64::from(*self.col_sq.get_unchecked(c as usize)) };
             }
-            start = s.end as usize;
+            start = end;
         }
     }
 
@@ -367,13 +383,8 @@ impl DualRows {
     /// cannot see the next one coming.
     #[inline]
     fn prefetch_row(&self, r: &Span) {
-        let (cols, segs) = self.row(r);
-        // the runs first: the row's first load, and a prefetch issued behind a row's worth of others
-        // can be dropped
-        if let Some(s) = segs.first() {
-            prefetch(s);
-        }
-        for c in cols.chunks(16) {
+        let block = &self.data[r.start..r.start + RUN_WORDS * r.n_seg as usize + r.len as usize];
+        for c in block.chunks(16) {
             prefetch(&c[0]);
         }
     }

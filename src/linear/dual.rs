@@ -24,7 +24,12 @@
 //!   instead of 12: on the 20k bench set the five labels fit in 0.82-0.93 s instead of 1.05-1.28 s.
 //! - **The copy lives on huge pages** ([`crate::mem::HugeVec`]) and the next row is prefetched: rows are
 //!   visited in random order, so each one starts with a TLB and cache miss that the hardware prefetcher
-//!   cannot hide.
+//!   cannot hide. A row is one block (its run table, then its columns), and what a visit reads of its
+//!   variable (`alpha`, `x.x`, `y`, `C`, where the row lives) is one cache line (`Var`), prefetched two
+//!   visits ahead.
+//!
+//! [`DualSolver`] runs one epoch at a time, so that [`crate::linear::LogRegParams::fit_many`] can hand
+//! labels between threads between epochs; a label's epochs do not depend on the thread that runs them.
 //!
 //! The stopping test takes the largest partial derivative of the dual at the current point of each
 //! visit (liblinear takes it after a shift of the starting point, which keeps a settled variable above

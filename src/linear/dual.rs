@@ -118,14 +118,15 @@ struct Runs {
 }
 
 impl Runs {
-    /// Groups the entries of a row by `x_ij / f_j`, in order of first appearance.
-    fn of_row(&mut self, cols: &[u32], vals: &[f64], f: &[f64]) {
+    /// Groups the entries of a row by `x_ij / f_j` (computed as `x_ij * inv_f[j]`), in order of first
+    /// appearance.
+    fn of_row(&mut self, cols: &[u32], vals: &[f64], inv_f: &[f64]) {
         self.scale.clear();
         self.len.clear();
         self.of.clear();
         let mut last = 0usize;
         for (&c, &v) in cols.iter().zip(vals) {
-            let r = v / f[c as usize];
+            let r = v * inv_f[c as usize];
             let close = |s: f64| (r - s).abs() <= RUN_TOL * s.abs();
             let g = if last < self.scale.len() && close(self.scale[last]) {
                 last
@@ -161,6 +162,7 @@ impl DualRows {
             Some(f) => f.iter().map(|&f| if f.is_finite() && f > 0.0 { f } else { 1.0 }).collect(),
             None => vec![1.0; x.n_cols],
         };
+        let inv_f: Vec<f64> = f.iter().map(|f| 1.0 / f).collect();
         let df = x
             .indices
             .par_chunks(1 << 20)
@@ -176,7 +178,7 @@ impl DualRows {
             })
             .unwrap_or_else(|| vec![0; x.n_cols]);
         let mut order: Vec<u32> = (0..x.n_cols as u32).collect();
-        order.sort_unstable_by_key(|&c| (std::cmp::Reverse(df[c as usize]), c));
+        order.par_sort_unstable_by_key(|&c| (std::cmp::Reverse(df[c as usize]), c));
         let mut col_new = vec![0u32; x.n_cols];
         for (k, &c) in order.iter().enumerate() {
             col_new[c as usize] = k as u32;
@@ -215,7 +217,7 @@ impl DualRows {
             .par_iter()
             .map_init(Runs::default, |g, &i| {
                 let (c, v) = x.row(i);
-                g.of_row(c, v, &f);
+                g.of_row(c, v, &inv_f);
                 let n_seg = g.scale.len();
                 let mut block = vec![0u32; RUN_WORDS * n_seg + c.len()];
                 let (table, cols) = block.split_at_mut(RUN_WORDS * n_seg);

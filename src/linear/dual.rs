@@ -521,7 +521,7 @@ impl<'a> DualSolver<'a> {
         let (w, var, index) = (&mut self.w, &mut self.var, &mut self.index);
         index.clear();
         for (i, e) in self.entries.iter().enumerate() {
-            index.extend(std::iter::repeat(i).take(visits(e.copies, var[i].alpha[0] / e.c)));
+            index.extend(std::iter::repeat_n(i, visits(e.copies, var[i].alpha[0] / e.c)));
         }
         let l = index.len();
         for i in 0..l {

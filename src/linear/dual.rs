@@ -40,6 +40,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::mem::{prefetch, HugeVec};
+use crate::text::csr::fill_rows_par;
 use crate::text::CsrMatrix;
 
 /// What [`solve`] reached.
@@ -73,9 +74,6 @@ pub struct DualRows {
     data: HugeVec<u32>,
     /// Number of runs of each distinct row.
     n_seg: Vec<u32>,
-    /// Runs and entries over all distinct rows.
-    n_runs: usize,
-    nnz: usize,
     /// Column factor `f_j`, by renumbered column.
     col_scale: Vec<f64>,
     /// `f_j^2`, by renumbered column, in `f32`: the updates gather it at every entry of a row, and half
@@ -246,31 +244,24 @@ impl DualRows {
         for (b, _, _) in &per_row {
             block_ptr.push(block_ptr.last().unwrap() + b.len());
         }
-        let mut data = HugeVec::<std::mem::MaybeUninit<u32>>::uninit(*block_ptr.last().unwrap());
-        let mut slices = Vec::with_capacity(keep.len());
-        let mut rest = &mut data[..];
-        for w in block_ptr.windows(2) {
-            let (row, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
-            slices.push(row);
-            rest = tail;
-        }
-        slices.into_par_iter().zip(per_row.par_iter()).for_each(|(out, (b, _, _))| {
-            for (o, &w) in out.iter_mut().zip(b) {
+        let len = *block_ptr.last().unwrap();
+        let mut data = HugeVec::<std::mem::MaybeUninit<u32>>::uninit(len);
+        // (`fill_rows_par` hands out parts of two arrays; the second is of zero-sized `()`)
+        fill_rows_par(&block_ptr, &mut data, &mut vec![(); len], |u, out, _| {
+            for (o, &w) in out.iter_mut().zip(&per_row[u].0) {
                 o.write(w);
             }
         });
-        // SAFETY: the slices cover the table, and each got a block of its length
+        // SAFETY: `fill_rows_par` handed out every word of the table once, each row's block of its length
         let data = unsafe { data.assume_init() };
         let n_seg: Vec<u32> = per_row.iter().map(|r| r.1).collect();
-        let n_runs = n_seg.iter().map(|&n| n as usize).sum::<usize>();
-        let nnz = data.len() - RUN_WORDS * n_runs;
         let sq_norm = per_row.iter().map(|r| r.2).collect();
         let mut col_scale = vec![1.0; x.n_cols];
         for (c, &n) in col_new.iter().enumerate() {
             col_scale[n as usize] = f[c];
         }
         let col_sq = col_scale.iter().map(|f| (f * f) as f32).collect();
-        DualRows { n_cols: x.n_cols, block_ptr, data, n_seg, n_runs, nnz, col_scale, col_sq, sq_norm, of_row, col_new }
+        DualRows { n_cols: x.n_cols, block_ptr, data, n_seg, col_scale, col_sq, sq_norm, of_row, col_new }
     }
 
     /// Number of distinct rows.
@@ -281,12 +272,12 @@ impl DualRows {
     /// Number of runs over all distinct rows (see [`DualRows`]): the solver's per-row bookkeeping, a
     /// few per row when the column factors fit the matrix.
     pub fn n_runs(&self) -> usize {
-        self.n_runs
+        self.n_seg.iter().map(|&n| n as usize).sum()
     }
 
     /// Number of stored entries over all distinct rows.
     pub fn nnz(&self) -> usize {
-        self.nnz
+        self.data.len() - RUN_WORDS * self.n_runs()
     }
 
     /// Number of rows of the original matrix.

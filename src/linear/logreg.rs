@@ -20,10 +20,10 @@ use rayon::prelude::*;
 
 use super::dual::{solve, DualResult, DualRows, DualSolver};
 use super::tron::{minimize, Objective, TronParams, TronResult};
+use crate::text::CsrMatrix;
 
 /// Seed of the dual solver's visiting order.
 const DUAL_SEED: u64 = 0x5eed;
-use crate::text::CsrMatrix;
 
 /// Which optimiser minimises the objective (both reach the same optimum).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,10 @@
 //! Data flows as values: each function takes what it needs and returns a value the next cell uses, and
 //! writes its files where the seed wrote them (under the run's OUT_DIR) so a run can resume from any
 //! step. Displays ([`show`]) are values too: the same value prints in the CLI and renders as HTML/SVG in
-//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. One support
-//! module serves several steps: [`mem`], the huge-page tables that scoring's random lookups need.
+//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. Two support
+//! modules serve several steps: [`mem`], the huge-page tables that scoring's random lookups need, and
+//! [`output`], the one writer of every parquet and CSV file (readable by pandas, pyarrow, DuckDB and
+//! polars; `docs/outputs.md` lists the files).
 //!
 //! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
 //! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.
@@ -37,6 +39,7 @@ pub mod split;
 pub mod text;
 pub mod linear;
 pub mod mem;
+pub mod output;
 pub mod train;
 pub mod eval;
 pub mod score;
@@ -55,5 +58,6 @@ pub mod prelude {
     pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt};
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
     pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics};
+    pub use crate::output::{write_csv, write_parquet};
     // step re-exports: add one `pub use` line per public step function / value type here.
 }

@@ -15,7 +15,7 @@ pub mod numpy_rng;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use polars::prelude::{Column, CsvReadOptions, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, ParquetWriter, SerReader};
+use polars::prelude::{Column, CsvReadOptions, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, SerReader};
 
 use crate::labels::{LABELS, LABEL_COLUMNS, TARGETS};
 use iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
@@ -297,9 +297,7 @@ impl MlReady {
         let dir = out_dir.as_ref();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(ML_READY_FILE);
-        let f = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut df = self.df.clone();
-        ParquetWriter::new(f).finish(&mut df).with_context(|| format!("writing {}", path.display()))?;
+        crate::output::write_parquet(&self.df, &path)?;
         Ok(path)
     }
 

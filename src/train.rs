@@ -12,7 +12,7 @@ pub mod artifacts;
 
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
-use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
+use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -297,10 +297,7 @@ impl Metrics {
     /// Writes the table as CSV.
     pub fn save_csv(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let path = path.as_ref();
-        let mut df = self.table()?;
-        let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        CsvWriter::new(f).finish(&mut df).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        crate::output::write_csv(&self.table()?, path)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use polars::prelude::{df, CsvWriter, DataFrame, SerWriter};
+use polars::prelude::{df, DataFrame};
 
 use super::frame;
 use super::metrics::Counts;
@@ -134,8 +134,7 @@ impl ErrorAnalysis {
         let mut paths = Vec::new();
         let mut write = |name: String, df: &DataFrame| -> Result<()> {
             let path = dir.join(name);
-            let mut f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            CsvWriter::new(&mut f).finish(&mut df.clone()).with_context(|| format!("cannot write {}", path.display()))?;
+            crate::output::write_csv(df, &path)?;
             paths.push(path);
             Ok(())
         };

@@ -5,7 +5,8 @@
 //! each slice of `part_size`), and the final `labeled_preview_<rows>.parquet` / `.csv` next to the
 //! checkpoint directory.
 //!
-//! Crash safety: every file is written to a temporary name, synced, then renamed (atomic on POSIX), so a
+//! Crash safety: every file is written to a temporary name, synced, then renamed (atomic on POSIX; the
+//! project's one writer, [`crate::output`], which also keeps the files readable by pandas), so a
 //! part either exists whole or not at all; a kill -9 at any instant loses at most the part being labeled
 //! and never duplicates rows. The manifest's parquet metadata carries fingerprints of the sample, the
 //! prompt and the labeler (backend, model, settings) and the part size; each part carries the run
@@ -18,9 +19,9 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use polars::io::parquet::write::KeyValueMetadata;
-use polars::prelude::{CsvWriter, DataFrame, ParquetReader, ParquetWriter, SerReader, SerWriter};
+use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
+use crate::output::{write_csv, write_parquet_with_metadata};
 use super::frame::{manifest_frame, records_to_frame, reviews_from_df, sample_indices, LabelSummary, DEFAULT_SEED};
 use super::progress::Progress;
 use super::prompt::Fnv;
@@ -139,8 +140,8 @@ pub fn label_with_ckpt(
         bail!("{} holds parts ({}) but no manifest.parquet: not a checkpoint this run can trust; remove them or use another directory", dir.display(), p.display());
     }
     if !manifest_path.exists() {
-        let mut m = manifest_frame(&orig, &reviews)?;
-        write_parquet_atomic(&mut m, &manifest_path, meta.clone())?;
+        let m = manifest_frame(&orig, &reviews)?;
+        write_parquet_with_metadata(&m, &manifest_path, meta.clone())?;
     }
 
     let n_parts = reviews.len().div_ceil(part_size);
@@ -184,8 +185,8 @@ pub fn label_with_ckpt(
                 dir.display()
             );
         }
-        let mut part = records_to_frame(&orig[lo..hi], &reviews[lo..hi], &records, &backend, &model)?;
-        write_parquet_atomic(&mut part, &dir.join(part_name(k)), vec![(K_RUN.to_string(), run_fp.clone())])?;
+        let part = records_to_frame(&orig[lo..hi], &reviews[lo..hi], &records, &backend, &model)?;
+        write_parquet_with_metadata(&part, &dir.join(part_name(k)), vec![(K_RUN.to_string(), run_fp.clone())])?;
         parts_written += 1;
     }
     progress.finish();
@@ -214,11 +215,8 @@ pub fn label_with_ckpt(
     let rows = labeled.height();
     let parquet_path = out_dir.join(format!("labeled_preview_{rows}.parquet"));
     let csv_path = out_dir.join(format!("labeled_preview_{rows}.csv"));
-    write_parquet_atomic(&mut labeled, &parquet_path, vec![(K_RUN.to_string(), run_fp)])?;
-    write_atomic(&csv_path, |f| {
-        CsvWriter::new(f).finish(&mut labeled)?;
-        Ok(())
-    })?;
+    write_parquet_with_metadata(&labeled, &parquet_path, vec![(K_RUN.to_string(), run_fp)])?;
+    write_csv(&labeled, &csv_path)?;
     let summary = LabelSummary::from_frame(&labeled)?;
     drop(lock);
     Ok(CkptRun { labeled, summary, parquet_path, csv_path, parts_resumed, parts_written })
@@ -283,31 +281,6 @@ pub fn read_parquet(path: &Path) -> Result<(DataFrame, Vec<(String, String)>)> {
         .unwrap_or_default();
     let df = reader.finish().with_context(|| format!("reading {}", path.display()))?;
     Ok((df, kv))
-}
-
-/// Writes `df` to `path` via a temporary file, fsync and rename, with key/value metadata.
-pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path, kv: Vec<(String, String)>) -> Result<()> {
-    write_atomic(path, |f| {
-        ParquetWriter::new(f).with_key_value_metadata(Some(KeyValueMetadata::from_static(kv))).finish(df)?;
-        Ok(())
-    })
-}
-
-/// Creates `path` atomically: `write` fills `.<name>.tmp`, which is synced and renamed over `path`.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let name = path.file_name().and_then(|s| s.to_str()).with_context(|| format!("bad file name {}", path.display()))?;
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-    drop(f);
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 fn remove_temporaries(dir: &Path) -> Result<()> {

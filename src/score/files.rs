@@ -3,17 +3,18 @@
 //! Three stages overlap on bounded channels (at most a few batches in flight, whatever the file size):
 //! a reader thread ([`ReviewStream`]: JSON lines, plain or gzip, bad lines skipped and reported,
 //! duplicates dropped and counted, business columns joined from the meta file), the scorer (all cores), and
-//! a writer thread appending each scored batch to the parquet file as one row group.
+//! a writer thread appending each scored batch to the parquet file as one row group ([`ParquetSink`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use anyhow::{anyhow, Context, Result};
-use polars::prelude::{DataFrame, ParquetWriter, Schema};
+use polars::prelude::DataFrame;
 
 use super::{score_stream, ScoreParams, ScoreSummary};
 use crate::data::load::{LoadReport, ReviewStream};
 use crate::labels::Scorer;
+use crate::output::ParquetSink;
 
 /// Where `revmod score` reads and writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,48 +79,19 @@ pub fn score_files(model: &dyn Scorer, files: &ScoreFiles, params: &ScoreParams)
     })
 }
 
-/// Appends each received frame to `path` as a parquet row group; returns the rows written (no file is
-/// created when no batch arrives: the caller reports that as an error).
+/// Appends each received frame to `path` as a parquet row group ([`ParquetSink`], the project's one
+/// parquet writer: pandas-readable types, the file renamed into place only when complete); returns the
+/// rows written (no file is created when no batch arrives: the caller reports that as an error).
 fn write_parquet(path: &Path, rx: std::sync::mpsc::Receiver<DataFrame>) -> Result<usize> {
-    let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
-    let mut schema: Option<Schema> = None;
-    let mut rows = 0;
+    let mut sink: Option<ParquetSink> = None;
     for df in rx {
-        let df = match &schema {
-            None => {
-                let sc = df.schema().as_ref().clone();
-                let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-                writer = Some(ParquetWriter::new(f).batched(&sc)?);
-                schema = Some(sc);
-                df
-            }
-            Some(sc) => conform(df, sc)?,
+        let s = match &mut sink {
+            Some(s) => s,
+            None => sink.insert(ParquetSink::create(path, df.schema().as_ref())?),
         };
-        writer.as_mut().expect("set with the schema").write_batch(&df)?;
-        rows += df.height();
+        s.write(df)?;
     }
-    if let Some(w) = writer {
-        w.finish()?;
-    }
-    Ok(rows)
-}
-
-/// Casts a batch to the first batch's schema (a column that was all-null in one batch may be typed
-/// differently); errors name the column that does not fit.
-fn conform(df: DataFrame, schema: &Schema) -> Result<DataFrame> {
-    if df.schema().as_ref() == schema {
-        return Ok(df);
-    }
-    let mut cols = Vec::with_capacity(schema.len());
-    for (name, dtype) in schema.iter() {
-        let c = df.column(name).with_context(|| format!("batch lacks column `{name}` of the first batch"))?;
-        cols.push(if c.dtype() == dtype {
-            c.clone()
-        } else {
-            c.cast(dtype).with_context(|| format!("column `{name}`: cannot cast {} to {dtype}", c.dtype()))?
-        });
-    }
-    Ok(DataFrame::new(df.height(), cols)?)
+    sink.map_or(Ok(0), ParquetSink::finish)
 }
 
 /// Plain-text report of a `revmod score` run: the load report's counts and the scoring summary.

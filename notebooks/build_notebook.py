@@ -481,8 +481,10 @@ md("step-14", r"""
 
 **What.** `score_all(&baseline, &df, &ScoreParams::default())` scores all loaded reviews in batches of
 16,384 rows, each batch in parallel chunks on all cores, and the table is written to
-`OUT_DIR/scored_reviews.parquet` with polars' `ParquetWriter`. For files larger than memory,
-`revmod score` streams the same scoring from JSON lines to parquet (`src/score/files.rs`).
+`OUT_DIR/scored_reviews.parquet` by `write_parquet` (`revmod::output::write_parquet`, `src/output.rs`,
+the writer of every table the run saves: pandas, pyarrow, DuckDB and polars open it, nested columns
+included; `docs/outputs.md` lists its columns). For files larger than memory, `revmod score` streams the
+same scoring from JSON lines to parquet (`src/score/files.rs`).
 
 **Why.** This is the goal: a moderation flag for every review.
 
@@ -494,10 +496,9 @@ bad calibration looks like.
 91% as irrelevant.
 """)
 code("step-14-code", r"""
-use revmod::polars::prelude::ParquetWriter;
 let scoring: (DataFrame, ScoreSummary) = score_all(&baseline, &df, &ScoreParams::default())?;
-let mut scored: DataFrame = scoring.0.clone();
-ParquetWriter::new(std::fs::File::create(cfg.out("scored_reviews.parquet"))?).finish(&mut scored)?;
+let scored: DataFrame = scoring.0.clone();
+write_parquet(&scored, cfg.out("scored_reviews.parquet"))?; // pandas.read_parquet opens it
 println!("wrote {}", cfg.out("scored_reviews.parquet").display());
 scoring.1
 """)

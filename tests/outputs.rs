@@ -124,7 +124,52 @@ fn run_walkthrough(out: &Path) -> Vec<Artifact> {
     assert_eq!(streamed.height(), summary.rows);
     assert_eq!(streamed.height(), scored.height(), "revmod score and score_all scored different rows");
     arts.push(Artifact::new(&stream_path, &streamed));
+    // `revmod score` without `--meta`: the review columns only.
+    let bare_path = out.join("scored_no_meta.parquet");
+    let files = ScoreFiles { reviews: sample.review_path.clone(), meta: None, out: bare_path.clone() };
+    score_files(&baseline, &files, &ScoreParams { progress: false, ..ScoreParams::default() }).unwrap();
+    let (bare, _) = read_parquet(&bare_path).unwrap();
+    assert!(bare.column("business_name").is_err() && bare.column("pics").is_ok());
+    arts.push(Artifact::new(&bare_path, &bare));
+
+    // What real data can hold and the sample may not: a column without any value (MISC when no business
+    // has one), empty lists, nulls inside lists, a struct whose fields are null, non-ASCII text.
+    let edge = edge_cases();
+    for name in ["edge_cases.parquet", "edge_cases.csv"] {
+        let p = out.join(name);
+        if name.ends_with(".csv") { write_csv(&edge, &p) } else { write_parquet(&edge, &p) }.unwrap();
+        arts.push(Artifact::new(&p, &edge));
+    }
     arts
+}
+
+fn edge_cases() -> DataFrame {
+    let pics = Series::new(
+        "pics".into(),
+        [Some(Series::new("".into(), [Some("a.jpg"), None])), Some(Series::new("".into(), Vec::<&str>::new())), None],
+    );
+    let resp = StructChunked::from_series(
+        "resp".into(),
+        3,
+        [
+            Series::new("time".into(), [Some(1_609_459_200_000i64), None, None]),
+            Series::new("text".into(), [Some("Merci, à bientôt ☕"), None, Some("")]),
+        ]
+        .iter(),
+    )
+    .unwrap()
+    .into_series();
+    DataFrame::new(
+        3,
+        vec![
+            Column::new("text".into(), [Some("Crème brûlée, \"très\" bien\n2nd line"), Some("😀"), None]),
+            pics.into(),
+            resp.into(),
+            Series::full_null("MISC".into(), 3, &DataType::Null).into(),
+            Column::new("p".into(), [Some(0.1f64), Some(1e-300), None]),
+        ],
+    )
+    .unwrap()
 }
 
 /// Rows to compare: first, middle, last, and for each nested column its first row with a non-empty value.

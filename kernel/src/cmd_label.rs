@@ -227,6 +227,10 @@ pub struct LabelCalibrateArgs {
     /// Also write every scored row's five log-odds, rule hits and gold values to this CSV.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// A gold file with the real label rates (e.g. the whole truth file when --gold is a balanced subset of
+    /// it): the fitted intercepts are moved from the subset's rates to these (guarded rows left out).
+    #[arg(long)]
+    pub rates_from: Option<PathBuf>,
 }
 
 /// Scores a gold file with the few-shot page and fits the per-label thresholds of the few-shot calibration.
@@ -258,7 +262,16 @@ pub fn label_calibrate(a: LabelCalibrateArgs) -> Result<()> {
             eprintln!("label-calibrate: {} scored ({:.1} s)", lo.len(), t0.elapsed().as_secs_f64());
         }
     }
-    let (fitted, f1) = fit_calibration(&Calibration::identity(), &lo, &truth);
+    let (mut fitted, f1) = fit_calibration(&Calibration::identity(), &lo, &truth);
+    if let Some(path) = &a.rates_from {
+        use revmod::label::fewshot::{positive_rates, shift_to_rates};
+        let all = read_gold(path)?;
+        let unguarded: Vec<[Option<bool>; 5]> =
+            all.reviews.iter().zip(&all.truth).filter(|(r, _)| !cheap_low_quality(&clean_review(&r.text))).map(|(_, t)| *t).collect();
+        let (from, to) = (positive_rates(&truth), positive_rates(&unguarded));
+        println!("label rates: fitting rows {from:.3?}, {} {to:.3?}", path.display());
+        shift_to_rates(&mut fitted, &from, &to);
+    }
     println!("{} reviews scored (guarded ones left out) in {:.1} s", lo.len(), t0.elapsed().as_secs_f64());
     for (k, l) in LABELS.iter().enumerate() {
         match f1[k] {

@@ -22,12 +22,14 @@
 //! ([`score_review`]). Every piece is tokenized on its own, in the prefix as at scoring time, so the token
 //! boundaries the model sees in the examples are the ones it sees for the review.
 //!
-//! Turning scores into labels ([`Calibration::combine`], the one documented combination): a small logistic
-//! layer, `p_label = sigmoid(bias + weights . log_odds + rule_weight * rule_hit)`, where `log_odds` are all five
-//! answers and `rule_hit` is 1 when the project's keyword rules ([`super::rules`]) fire for that label; a label
-//! is flagged when `p >= 0.5`. The weights and biases are fitted ([`fit_calibration`], `revmod
-//! label-calibrate`) on reviews the project generates (the sample generator's truth file: it knows each
-//! review's kind), without the rules; the rule weights are fixed ([`RULE_WEIGHTS`]). Relevant is `p_relevant >= 0.5` and neither irrelevant nor spam (the seed's rule: an ad can still be
+//! Turning scores into labels ([`Calibration::combine`], the one documented combination): the model's
+//! probability comes from a small logistic layer over all five answers, `p_model = sigmoid(bias + weights .
+//! log_odds)`; the keyword rules ([`super::rules`]) are a second, independent detector with a fixed
+//! probability `p_rule` when they fire for the label ([`RULE_PROBS`]); the two are joined as a noisy-OR,
+//! `p = 1 - (1 - p_model) (1 - p_rule * rule_hit)`, and a label is flagged when `p >= 0.5`: a rule hit
+//! flags by itself, and the rule probability says how much a hit adds to the model's doubt in `p`. The weights and biases are fitted ([`fit_calibration`],
+//! `revmod label-calibrate`) on reviews the project generates (the sample generator's truth file: it knows
+//! each review's kind), without the rules. Relevant is `p_relevant >= 0.5` and neither irrelevant nor spam (the seed's rule: an ad can still be
 //! relevant).
 
 use anyhow::{ensure, Result};
@@ -201,21 +203,23 @@ pub fn sigmoid(x: f32) -> f32 {
 }
 
 /// How log-odds and rule hits become probabilities (see the module doc), per label in `labels::LABELS` order:
-/// `p_k = sigmoid(bias_k + sum_j weights_k[j] * log_odds_j + rule_weight_k * rule_hit_k)`, a small logistic
-/// layer over all five answers (the relevance answer helps tell off-topic text, for instance).
+/// `p_model_k = sigmoid(bias_k + sum_j weights_k[j] * log_odds_j)`, a small logistic layer over all five
+/// answers (the relevance answer helps tell off-topic text, for instance), joined with the rules by noisy-OR.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
     /// Weights of the five log-odds (`labels::LABELS` order) in each label's logit.
     pub weights: [[f32; 5]; 5],
     /// Intercept of each label's logit (it places the label's decision threshold at p = 0.5).
     pub bias: [f32; 5],
-    /// Added to the logit when the keyword rules fire for the label (0 for relevant). Fixed, not fitted.
-    pub rule_weight: [f32; 5],
+    /// Probability that a review is positive when the keyword rules fire for the label (0 for relevant). Fixed.
+    pub rule_prob: [f32; 5],
 }
 
-/// Rule weights: a rule hit alone flags ads, rants and junk (+3 outweighs a confident "no" of the model), and
-/// only nudges off-topic (the off-topic keywords also occur in genuine reviews).
-pub const RULE_WEIGHTS: [f32; 5] = [0.0, 3.0, 1.0, 3.0, 3.0];
+/// Rule probabilities: a hit of any rule flags on its own (p >= 0.5 whatever the model says). The ads patterns
+/// (a URL, a phone number, a code) are rarely wrong (0.9); the non-visit and junk patterns less so (0.7); the
+/// off-topic keywords are the weakest (0.5): they fired on 1 of 700 real reviews of the development sets, so
+/// on real text the model's layer decides off-topic almost alone.
+pub const RULE_PROBS: [f32; 5] = [0.0, 0.9, 0.5, 0.7, 0.7];
 
 impl Calibration {
     /// The identity layer: each label's own log-odds, threshold 0, the default rule weights.
@@ -224,7 +228,7 @@ impl Calibration {
         for (k, w) in weights.iter_mut().enumerate() {
             w[k] = 1.0;
         }
-        Self { weights, bias: [0.0; 5], rule_weight: RULE_WEIGHTS }
+        Self { weights, bias: [0.0; 5], rule_prob: RULE_PROBS }
     }
 
     /// The logit of label `k` without the rule term.
@@ -234,9 +238,22 @@ impl Calibration {
 }
 
 impl Default for Calibration {
-    /// The layer fitted on the sample generator's reviews for the embedded 270M (`revmod label-calibrate`).
+    /// The layer fitted for the embedded 270M on the sample generator's reviews (a balanced set of 97 distinct
+    /// texts from the default sample's truth file, 79 past the guard), the intercepts moved to the whole
+    /// sample's label rates:
+    /// `revmod sample-data --out S; revmod label-calibrate --gold SUBSET.csv --rates-from S/truth-Vermont.csv`.
     fn default() -> Self {
-        Self::identity()
+        Self {
+            weights: [
+                [2.54, 0.3925, -0.7557, -0.1814, -0.9111],
+                [-1.636, 1.432, -1.6, -0.04593, -0.1739],
+                [-0.2504, 0.074, 1.138, -0.03669, 0.4124],
+                [-1.459, -1.496, -0.2404, 1.46, 0.6867],
+                [-0.2357, -0.3177, -0.02992, 0.2444, 0.723],
+            ],
+            bias: [1.16, -1.124, 1.234, 0.5889, 2.647],
+            rule_prob: RULE_PROBS,
+        }
     }
 }
 
@@ -255,8 +272,9 @@ impl Calibration {
         let hit = rule_hits(rules);
         let mut probs = [0f32; 5];
         for k in 0..5 {
-            let z = self.model_logit(k, log_odds) + if hit[k] { self.rule_weight[k] } else { 0.0 };
-            probs[k] = sigmoid(z);
+            let p_model = sigmoid(self.model_logit(k, log_odds));
+            let p_rule = if hit[k] { self.rule_prob[k] } else { 0.0 };
+            probs[k] = 1.0 - (1.0 - p_model) * (1.0 - p_rule);
         }
         let mut flags = probs.map(|p| p >= 0.5);
         flags[0] = flags[0] && !flags[2] && !flags[4];
@@ -275,7 +293,7 @@ pub fn rule_hits(rules: &RulesVerdict) -> [bool; 5] {
     ]
 }
 
-/// Fits the logistic layer on scored examples with known labels (the rule weights of `base` are kept, and the
+/// Fits the logistic layer on scored examples with known labels (the rule probabilities of `base` are kept, and the
 /// rules are left out of the fit so the layer learns what the model alone tells). Per label, over the rows whose
 /// truth is known: an L2-regularized logistic regression on the five log-odds (batch gradient descent), then
 /// the intercept moved so that the decision `p >= 0.5` sits at the threshold that maximizes F1 on these rows.
@@ -326,6 +344,26 @@ pub fn fit_calibration(base: &Calibration, log_odds: &[[f32; 5]], truth: &[[Opti
         f1s[k] = Some(best);
     }
     (c, f1s)
+}
+
+/// Moves each fitted label's intercept from the positive rate of the fitting rows to `rates[k]` (Bayes' prior
+/// correction: `bias += logit(rate) - logit(fit_rate)`). The calibration set over-samples the rare kinds so
+/// that each has enough examples; the labeler must flag them at their real rate, not at the set's.
+pub fn shift_to_rates(c: &mut Calibration, fit_rates: &[Option<f64>; 5], rates: &[Option<f64>; 5]) {
+    let logit = |p: f64| (p.clamp(1e-4, 1.0 - 1e-4) / (1.0 - p.clamp(1e-4, 1.0 - 1e-4))).ln();
+    for k in 0..5 {
+        if let (Some(f), Some(r)) = (fit_rates[k], rates[k]) {
+            c.bias[k] += (logit(r) - logit(f)) as f32;
+        }
+    }
+}
+
+/// The positive rate of each label over the rows whose truth is known (None without any).
+pub fn positive_rates(truth: &[[Option<bool>; 5]]) -> [Option<f64>; 5] {
+    std::array::from_fn(|k| {
+        let known: Vec<bool> = truth.iter().filter_map(|t| t[k]).collect();
+        (!known.is_empty()).then(|| known.iter().filter(|&&x| x).count() as f64 / known.len() as f64)
+    })
 }
 
 /// The seed's answer JSON for a verdict, so few-shot answers go through the same parser as every backend.

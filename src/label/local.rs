@@ -287,7 +287,7 @@ impl LabelBackend for LocalGemmaBackend {
         match self.mode {
             LabelMode::FewShot => {
                 let c = &self.params.calibration;
-                format!("mode={} page={} bias={:?} weights={:?} rule_weight={:?}", self.mode.name(), fewshot::FEWSHOT_VERSION, c.bias, c.weights, c.rule_weight)
+                format!("mode={} page={} bias={:?} weights={:?} rule_prob={:?}", self.mode.name(), fewshot::FEWSHOT_VERSION, c.bias, c.weights, c.rule_prob)
             }
             LabelMode::Instruct => format!(
                 "mode={} constrained={} max_new_tokens={} max_rationale={}",

@@ -80,7 +80,7 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
     eprintln!("{ev}");
     let (ads, irr, rel) = (ev.get("ads").unwrap(), ev.get("irrelevant").unwrap(), ev.get("relevant").unwrap());
     assert!(ads.f1 >= FLOOR_GOLD_ADS, "{ev}");
-    assert!(irr.f1 >= FLOOR_GOLD_IRRELEVANT, "{ev}");
+    // off-topic: the 270M's answers barely separate it (README); no F1 floor, only the flag-rate bound below
     assert!(rel.f1 >= FLOOR_GOLD_RELEVANT, "{ev}");
     for s in [ads, irr] {
         assert!(s.flag_rate <= 3.0 * s.true_rate, "{} flagged at {:.3}, more than 3x its rate {:.3}", s.label, s.flag_rate, s.true_rate);
@@ -89,11 +89,12 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
     assert!(rel.flagged > 0 && rel.flagged < rel.rows, "{ev}");
 }
 
-// Floors: a little under what the default measured (README, "How good are the labels").
-const FLOOR_UTAH_RELEVANT: f64 = 0.0;
-const FLOOR_GOLD_ADS: f64 = 0.0;
-const FLOOR_GOLD_IRRELEVANT: f64 = 0.0;
-const FLOOR_GOLD_RELEVANT: f64 = 0.0;
+// Floors: a little under what the default measured (README, "How good are the labels"): Utah relevant 0.93
+// (all 164; 0.979 on the first 50 with `revmod label-eval`), on this gold-dev subset ads 0.97 and relevant 0.69
+// (the seed's rule lets an ad be relevant; gold-dev never does).
+const FLOOR_UTAH_RELEVANT: f64 = 0.88;
+const FLOOR_GOLD_ADS: f64 = 0.90;
+const FLOOR_GOLD_RELEVANT: f64 = 0.62;
 
 #[test]
 fn default_labeler_reads_the_text() {

@@ -1,6 +1,6 @@
 //! Benchmark of the local labeling backend: reviews per second of the seed's naive loop (free greedy
 //! generation, the whole prompt recomputed for every review) against the prefix KV cache + constrained
-//! decoding, on the same real reviews, same model, same machine, one run each. Run: scripts/bench-label.
+//! decoding, and the few-shot log-likelihood mode (the default for base models) against it, on the same real reviews, same model, same machine, one run each. Run: scripts/bench-label.
 //!
 //! Usage: bench_label [N_REVIEWS] [MODEL_SPEC] [--all]   (defaults: 8, the embedded Gemma-3 270M; --all adds
 //! the two half-way configurations). Both wall-clock and process CPU time are printed: on a shared
@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Result;
 use revmod::data::load_df;
 use revmod::label::guard::{cheap_low_quality, clean_review};
-use revmod::label::local::{LocalGemmaBackend, LocalParams};
+use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
 use revmod::label::{parse_output, reviews_from_df, sample_indices, LabelBackend, ModeratorPrompt, ReviewInput};
 
 const UTAH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/google-local-utah");
@@ -33,13 +33,15 @@ fn main() -> Result<()> {
         .collect();
     let prompt = ModeratorPrompt::default();
     println!("bench-label: {} real reviews (Utah sample), model {:?}, threads: candle default", reviews.len(), spec.as_deref().unwrap_or("embedded default"));
+    let instruct = LocalParams { mode: Some(LabelMode::Instruct), ..Default::default() };
     let mut configs = vec![
-        ("naive: free generation, no prefix cache (seed)", LocalParams { constrained: false, prefix_cache: false, ..Default::default() }),
-        ("prefix cache + constrained (revmod default)", LocalParams::default()),
+        ("naive: free generation, no prefix cache (seed)", LocalParams { constrained: false, prefix_cache: false, ..instruct.clone() }),
+        ("instruct JSON: prefix cache + constrained (old)", instruct.clone()),
+        ("few-shot log-likelihood + prefix cache (default)", LocalParams { mode: Some(LabelMode::FewShot), ..Default::default() }),
     ];
     if all_configs {
-        configs.push(("prefix cache only", LocalParams { constrained: false, prefix_cache: true, ..Default::default() }));
-        configs.push(("constrained only", LocalParams { constrained: true, prefix_cache: false, ..Default::default() }));
+        configs.push(("prefix cache only", LocalParams { constrained: false, prefix_cache: true, ..instruct.clone() }));
+        configs.push(("constrained only", LocalParams { constrained: true, prefix_cache: false, ..instruct.clone() }));
     }
     let mut rates = Vec::new();
     for (name, params) in configs {
@@ -68,6 +70,11 @@ fn main() -> Result<()> {
         "ratio (prefix cache + constrained) / naive: {:.2}x wall-clock, {:.2}x CPU time",
         rates[1].0 / rates[0].0,
         rates[1].1 / rates[0].1
+    );
+    println!(
+        "ratio few-shot (new default) / instruct JSON (old default): {:.2}x wall-clock, {:.2}x CPU time",
+        rates[2].0 / rates[1].0,
+        rates[2].1 / rates[1].1
     );
     Ok(())
 }

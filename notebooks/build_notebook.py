@@ -126,6 +126,7 @@ null texts, duplicates, reviews of unknown businesses and 2 malformed lines.
 | `BACKEND` | `local` | `local` (Gemma on this machine), `openai` (a server at `URL`) or `rules` (no model) |
 | `MODEL` | `default` | local: `default` (embedded Gemma-3 270M), a `.gguf` file, a checkpoint folder or a Hugging Face repo id in the local cache; openai: the served model's name |
 | `URL` | `http://127.0.0.1:8080/v1` | openai: the server's base URL, up to `/v1` |
+| `GOLD` | `""` | a CSV of human-labeled reviews (`text` + 0/1 columns `ads`, `irrelevant`, `non_visit`, `spam`, `relevant`): step 8b measures the labeler on it |
 
 **Why.** A run is one value passed from cell to cell, not module globals, and every output has a known
 place, so a run can resume from any step.
@@ -148,6 +149,7 @@ let SEED: u64 = 42;                         // seed of the labeling sample (the 
 let BACKEND: &str = "local";                // "local", "openai" or "rules"
 let MODEL: &str = "default";                // local: "default", a .gguf, a folder or an HF repo id; openai: model name
 let URL: &str = "http://127.0.0.1:8080/v1"; // openai: base URL up to /v1
+let GOLD: &str = "";                        // human-labeled CSV for step 8b ("" = only the generator's truth)
 """, tags=["parameters"])
 code("step-02-code", r"""
 let mut cfg: Config = mount(OUT_DIR)?.with_sizes(N_PREVIEW, N_LABEL, PART_SIZE).with_seed(SEED);
@@ -217,10 +219,14 @@ md("step-05", r"""
 - `local`: `Labeler::local` calls `load_gemma(MODEL)` (`revmod::llm::load_gemma`, `src/llm/mod.rs`):
   Gemma-3 written for this project on candle (`src/llm/gemma3.rs`), weights from a GGUF file or a
   Hugging Face checkpoint, its tokenizer and chat template. `default` is the embedded Gemma-3 270M
-  (Q4_K_M, sha256-checked, put in place by `scripts/setup-model`): the small pretrained base model, not an
-  instruction-tuned one, so its labels teach the mechanics, not the quality of Gemma-3-12B-it. The backend decodes constrained to the
-  answer's JSON shape and computes the long system prompt's KV cache once (`src/label/local.rs`,
-  `src/label/constrained.rs`).
+  (Q4_K_M, sha256-checked, put in place by `scripts/setup-model`): the small pretrained *base* model, not
+  an instruction-tuned one (its GGUF has no chat template). The backend picks its mode from the model and
+  says it in the labeler id: `mode=fewshot-loglik` for a base model, which continues a page of example
+  reviews written by this project and is read through the log-likelihood of `yes`/`no` after each
+  question, calibrated and combined with the keyword rules (`src/label/fewshot.rs`; the page's KV cache
+  is computed once); `mode=instruct-json` for an instruction-tuned model (Gemma-3-*-it), which gets the
+  seed's zero-shot JSON prompt, decoded constrained to the answer's JSON shape with the system prompt's KV
+  cache computed once (`src/label/local.rs`, `src/label/constrained.rs`).
 - `openai`: any OpenAI-compatible chat server at `URL` serving `MODEL` (vLLM, llama-server, Ollama),
   `src/label/openai.rs`.
 - `rules`: keyword rules and no language model, for teaching and smoke runs (`src/label/rules.rs`).
@@ -235,7 +241,7 @@ fingerprint of step 8, so changing the model never mixes old and new labels.
 """)
 code("step-05-code", r"""
 let mut labeler: Labeler = match BACKEND {
-    "local" => Labeler::local(Some(MODEL))?,  // load_gemma(MODEL) + constrained decoding
+    "local" => Labeler::local(Some(MODEL))?,  // load_gemma(MODEL); few-shot scoring or the JSON prompt
     "openai" => Labeler::openai(URL, MODEL)?, // any OpenAI-compatible server
     "rules" => Labeler::rules(),              // keyword rules, no language model
     other => Err(format!("BACKEND must be \"local\", \"openai\" or \"rules\", not {other:?}"))?,
@@ -249,7 +255,9 @@ md("step-06", r"""
 
 **What.** The three pieces around the model, on inputs you can check by eye:
 - the moderator prompt is a value (`ModeratorPrompt`, `src/label/prompt.rs`): print it, edit
-  `labeler.prompt.system` in a cell, and the next labeling uses the edited rules;
+  `labeler.prompt.system` in a cell, and the next labeling uses the edited rules (an instruction-tuned
+  model reads it; a base model in few-shot mode reads the project's example page instead,
+  `revmod::label::fewshot::EXAMPLES`, and only the prompt's text cut applies);
 - the guard (`src/label/guard.rs`, the seed's `clean_review` and `cheap_low_quality`) removes Google's
   translation markers and stops empty, two-word, shorter-than-12-character, letterless or repeated-character
   texts: they are labeled SPAM without a model call;
@@ -318,11 +326,10 @@ labels: use another `OUT_DIR`, or delete `CKPT_DIR` to start over.
 laptop must not lose the parts already done.
 
 **Look at.** The summary: positives per label, parse rate, reviews stopped by the guard, backend errors.
-Step 10 learns a label only from its positives. With 60 labels from the 270M model some labels may get
-none, or only one or two: step 10 then fits a constant model and says so, and step 12's guard refuses to
-calibrate on them. That is the honest outcome of a tiny sample, not a failure. For every label to learn
-something, raise `N_LABEL`, or run with `-p BACKEND=rules`: the keyword rules find the ads, rants and junk
-that the sample generator plants, deterministically.
+Step 10 learns a label only from its positives. The default labeler (the 270M in few-shot mode, with the
+keyword rules as a second detector) flags the generator's ads, rants, junk and most of its off-topic
+texts, so every label gets positives; with very few positives step 10 fits a constant model and says so,
+and step 12's guard refuses to calibrate on them. Step 8b measures how good these labels are.
 
 **The seed** labeled 1,000 Vermont reviews with Gemma-3-12B-it, in parts on Google Drive, and saved
 them as `labeled_preview_1000.parquet` / `.csv`.
@@ -332,6 +339,54 @@ let opts: CkptOptions = CkptOptions { seed: cfg.seed, ..CkptOptions::default() }
 let ckpt: CkptRun = label_with_ckpt(&df, cfg.n_label, cfg.part_size, &cfg.ckpt_dir, &mut labeler, &opts)?;
 println!("{ckpt}");
 ckpt.labeled.table(5)
+""")
+
+# ---------------------------------------------------------------------------------------------------
+md("step-08b", r"""
+## How good are these labels? (step 8b)
+
+**What.** Every later step learns from step 8's labels, so this step measures them. Two comparisons,
+both as per-label support, precision, recall, F1 and flag rate (`revmod::label::eval`,
+`src/label/eval.rs`):
+- with the generated sample's own truth: `write_sample` (step 2) also wrote `data/truth-Vermont.csv`,
+  every generated text with the labels its kind implies (an ad, an off-topic text, a rant without a
+  visit, junk, a genuine review). `compare_labeled` matches step 8's rows to it by text;
+- with `-p GOLD=path`, a CSV of reviews labeled by people (`text`, optional `business_name` and
+  `category`, 0/1 columns for any of `relevant`, `ads`, `irrelevant`, `non_visit`, `spam`; empty cells are
+  unknown): `label_eval_file` labels its texts with the same labeler and compares. The same from the
+  command line: `revmod label-eval --gold GOLD.csv [--backend ... --model ...]`.
+
+The local labeler says which mode it runs in (`mode=` in its id, step 5): `fewshot-loglik` for a base
+model such as the embedded Gemma-3 270M, which continues a page of example reviews and is read through the
+log-likelihood of `yes`/`no` after each question, calibrated and combined with the keyword rules
+(`src/label/fewshot.rs`); `instruct-json` for instruction-tuned models (Gemma-3-*-it, a server), which get
+the seed's zero-shot JSON prompt.
+
+**Why.** The seed never measured its labels. A labeler that flags nothing, or everything, would still
+fill the columns and let steps 9-19 run; only a comparison with known answers tells.
+
+**Look at.** F1 per label, and the flag rate beside the true rate: a label flagged far more often than it
+occurs drowns the classifier in false positives; one never flagged leaves step 10 nothing to learn. The
+generator's truth is easy (templated texts); human labels on real reviews are the real test: the README's
+section "How good are the labels" lists what the default gets on real review sets and what a bigger
+model changes.
+
+**The seed** had no such step.
+""")
+code("step-08b-code", r"""
+let truth_file: std::path::PathBuf = cfg.out("data").join("truth-Vermont.csv");
+let mut agreement: Vec<LabelEval> = Vec::new();
+if REVIEWS.is_empty() && truth_file.exists() {
+    agreement.push(compare_labeled(&ckpt.labeled, &read_gold(&truth_file)?, &labeler.labeler_id())?);
+} else {
+    println!("no generator truth for your own REVIEWS: pass -p GOLD=path to measure the labels");
+}
+if !GOLD.is_empty() {
+    agreement.push(label_eval_file(GOLD, &mut labeler)?);
+}
+for a in &agreement {
+    println!("{a}");
+}
 """)
 
 # ---------------------------------------------------------------------------------------------------

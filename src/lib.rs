@@ -59,5 +59,6 @@ pub mod prelude {
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
     pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics};
     pub use crate::output::{write_csv, write_parquet};
+    pub use crate::label::eval::{compare_labeled, label_eval_file, read_gold, LabelEval};
     // step re-exports: add one `pub use` line per public step function / value type here.
 }

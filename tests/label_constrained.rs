@@ -143,7 +143,7 @@ fn hostile_reviews() -> Vec<revmod::label::ReviewInput> {
 
 #[test]
 fn real_model_constrained_answers_parse_on_hostile_reviews() {
-    use revmod::label::local::{LocalGemmaBackend, LocalParams};
+    use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
     use revmod::label::{LabelBackend, ModeratorPrompt};
     let path = model_path();
     if !path.exists() {
@@ -153,7 +153,7 @@ fn real_model_constrained_answers_parse_on_hostile_reviews() {
     let spec = path.to_str().unwrap();
     let prompt = ModeratorPrompt::default();
     let reviews = hostile_reviews();
-    let mut cached = LocalGemmaBackend::load(Some(spec), LocalParams::default()).unwrap();
+    let mut cached = LocalGemmaBackend::load(Some(spec), LocalParams { mode: Some(LabelMode::Instruct), ..Default::default() }).unwrap();
     let a = cached.answer(&prompt, &reviews);
     for (r, o) in reviews.iter().zip(&a) {
         let o = o.as_ref().unwrap();
@@ -167,7 +167,7 @@ fn real_model_constrained_answers_parse_on_hostile_reviews() {
     // the prefix cache was used: the system prompt was computed once
     assert!(cached.stats.reused_tokens > 0, "{:?}", cached.stats);
     // the prefix cache changes the speed, not the answers: bit-identical text and probabilities
-    let mut fresh = LocalGemmaBackend::load(Some(spec), LocalParams { prefix_cache: false, ..Default::default() }).unwrap();
+    let mut fresh = LocalGemmaBackend::load(Some(spec), LocalParams { mode: Some(LabelMode::Instruct), prefix_cache: false, ..Default::default() }).unwrap();
     let b = fresh.answer(&prompt, &reviews[..3]);
     assert_eq!(fresh.stats.reused_tokens, 0);
     for (x, y) in a.iter().zip(&b) {

@@ -32,7 +32,7 @@ pub struct SampleDataArgs {
 
 /// Writes the sample files and prints what was written.
 pub fn sample_data(a: SampleDataArgs) -> Result<()> {
-    let p = SampleParams { reviews: a.reviews, businesses: a.businesses, seed: a.seed, malformed: a.malformed, state: a.state };
+    let p = SampleParams { reviews: a.reviews, businesses: a.businesses, seed: a.seed, malformed: a.malformed, state: a.state, truth: true };
     let t = std::time::Instant::now();
     let s = write_sample(&a.out, &p)?;
     print!("{s}");

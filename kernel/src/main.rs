@@ -35,6 +35,10 @@ enum Command {
     Kernel(cmd_kernel::KernelArgs),
     /// Label a seeded sample with checkpoints (steps 6-8): --backend local|openai|rules.
     Label(cmd_label::LabelArgs),
+    /// How good are the labels: label a gold CSV and print per-label precision, recall, F1 and flag rate.
+    LabelEval(cmd_label::LabelEvalArgs),
+    /// Fit the few-shot labeler's per-label thresholds on a gold CSV (e.g. the generator's truth file).
+    LabelCalibrate(cmd_label::LabelCalibrateArgs),
     /// Split labeled reviews 70/15/15 and train the TF-IDF + logistic regression baseline (steps 9-10).
     Train(cmd_train::TrainArgs),
     /// Tokenize text with Gemma-3's tokenizer (ids on one line, or --json).
@@ -57,6 +61,8 @@ fn main() {
         Command::Run(a) => cmd_run::run(a),
         Command::Kernel(a) => cmd_kernel::run(a),
         Command::Label(a) => cmd_label::label(a),
+        Command::LabelEval(a) => cmd_label::label_eval(a),
+        Command::LabelCalibrate(a) => cmd_label::label_calibrate(a),
         Command::Train(a) => cmd_train::train(a),
         Command::Tokenize(a) => cmd_llm::tokenize(a),
         Command::Generate(a) => cmd_llm::generate(a),

@@ -133,6 +133,8 @@ fn walkthrough_runs_end_to_end_on_the_defaults() {
         assert!(c["outputs"].as_array().unwrap().iter().all(|o| o["output_type"] != "error"));
     }
     w.has(2, &["OUT_DIR", "<table"]);
+    // step 8b (its outputs count as step 8's): the labels measured against the generator's truth
+    w.has(8, &["labels of local-gemma", "mode=fewshot-loglik", "truth-Vermont.csv", "precision", "F1"]);
     w.has(3, &["<table", "reviewer_name", "business_name", "malformed"]);
     w.has(5, &["labeler"]);
     w.has(6, &["parse_output", "is_advertisement"]);

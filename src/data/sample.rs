@@ -31,11 +31,14 @@ pub struct SampleParams {
     pub malformed: usize,
     /// File name stem after `review-` / `meta-` (the seed used Vermont).
     pub state: String,
+    /// Also write `truth-<state>.csv`: every generated text with the labels its kind implies, in the gold
+    /// format of `revmod label-eval` (text, relevant, ads, irrelevant, non_visit, spam; empty = unknown).
+    pub truth: bool,
 }
 
 impl Default for SampleParams {
     fn default() -> Self {
-        SampleParams { reviews: 3000, businesses: None, seed: 42, malformed: 2, state: "Vermont".into() }
+        SampleParams { reviews: 3000, businesses: None, seed: 42, malformed: 2, state: "Vermont".into(), truth: true }
     }
 }
 
@@ -77,6 +80,8 @@ pub struct SampleSummary {
     pub malformed: usize,
     /// Reviews (non-duplicate, well-formed) of a business absent from the meta file.
     pub orphan_reviews: usize,
+    /// The truth file (`truth-<state>.csv`) when one was written.
+    pub truth_path: Option<PathBuf>,
     /// Reviews per kind (non-duplicate, well-formed).
     pub kinds: Vec<(Kind, usize)>,
 }
@@ -380,6 +385,35 @@ fn review_text(kind: Kind, b: &Business, r: &mut Rng) -> (Option<String>, i64) {
     }
 }
 
+/// The gold values a kind implies, in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam);
+/// None where the kind does not decide (an ad may or may not also describe a visit).
+pub fn kind_truth(kind: Kind) -> Option<[Option<bool>; 5]> {
+    let (f, t) = (Some(false), Some(true));
+    Some(match kind {
+        Kind::Relevant | Kind::Translated => [t, f, f, f, f],
+        Kind::Ad => [None, t, f, f, f],
+        Kind::Irrelevant => [f, f, t, f, f],
+        Kind::NonVisitRant => [f, f, f, t, f],
+        Kind::Spam => [f, f, f, f, t],
+        Kind::NullText => return None,
+    })
+}
+
+/// Appends one CSV row of the truth file.
+fn truth_row(out: &mut String, text: &str, kind: Kind) {
+    let Some(t) = kind_truth(kind) else { return };
+    out.push('"');
+    out.push_str(&text.replace('"', "\"\""));
+    out.push('"');
+    for v in t {
+        out.push(',');
+        if let Some(b) = v {
+            out.push(if b { '1' } else { '0' });
+        }
+    }
+    out.push('\n');
+}
+
 fn pick_kind(r: &mut Rng) -> Kind {
     let u = r.unit();
     match u {
@@ -397,6 +431,7 @@ const CHUNK: usize = 8192;
 
 struct ChunkOut {
     text: String,
+    truth: String,
     lines: usize,
     dups: usize,
     malformed: usize,
@@ -406,7 +441,7 @@ struct ChunkOut {
 
 fn review_chunk(ci: usize, n: usize, malformed_at: &[usize], p: &SampleParams, biz: &[Business], orphan_ids: &[String]) -> ChunkOut {
     let mut r = Rng::new(p.seed.wrapping_mul(0x100_0000_01B3) ^ (ci as u64).wrapping_mul(0xA24B_AED4_963E_E407));
-    let mut out = ChunkOut { text: String::with_capacity(n * 320), lines: 0, dups: 0, malformed: 0, orphans: 0, kinds: [0; 7] };
+    let mut out = ChunkOut { text: String::with_capacity(n * 320), truth: String::new(), lines: 0, dups: 0, malformed: 0, orphans: 0, kinds: [0; 7] };
     let mut recent: Vec<String> = Vec::new();
     for i in 0..n {
         let global = ci * CHUNK + i;
@@ -430,6 +465,7 @@ fn review_chunk(ci: usize, n: usize, malformed_at: &[usize], p: &SampleParams, b
         let b = &biz[r.below(biz.len())];
         let gmap_id = if orphan { r.pick(orphan_ids).clone() } else { b.gmap_id.clone() };
         let (text, rating) = review_text(kind, b, &mut r);
+        let truth_text = if p.truth { text.clone() } else { None };
         let time = 1_330_000_000_000i64 + (r.unit() * 300_000_000_000.0) as i64;
         let pics = if r.chance(0.08) {
             json!((0..1 + r.below(3)).map(|_| json!({"url": [format!("https://lh5.googleusercontent.com/p/AF1Qip{}=w150-h150-k-no-p", hex16(&mut r))]})).collect::<Vec<_>>())
@@ -459,6 +495,9 @@ fn review_chunk(ci: usize, n: usize, malformed_at: &[usize], p: &SampleParams, b
         } else {
             let k = r.below(64);
             recent[k] = line;
+        }
+        if let Some(t) = &truth_text {
+            truth_row(&mut out.truth, t, kind);
         }
         out.lines += 1;
         out.orphans += orphan as usize;
@@ -506,6 +545,14 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
     let mut rev = BufWriter::with_capacity(1 << 22, File::create(&review_path).with_context(|| format!("cannot create {}", review_path.display()))?);
     let chunks = p.reviews.div_ceil(CHUNK);
     let mut kinds = [0usize; 7];
+    let truth_path = dir.join(format!("truth-{}.csv", p.state));
+    let mut truth = if p.truth {
+        let mut w = BufWriter::new(File::create(&truth_path).with_context(|| format!("cannot create {}", truth_path.display()))?);
+        writeln!(w, "text,relevant,ads,irrelevant,non_visit,spam")?;
+        Some(w)
+    } else {
+        None
+    };
     // Generate a window of chunks in parallel, write them in order.
     for window in (0..chunks).collect::<Vec<_>>().chunks(rayon::current_num_threads().max(1) * 4) {
         let outs: Vec<ChunkOut> = window
@@ -517,6 +564,9 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
             .collect();
         for o in outs {
             rev.write_all(o.text.as_bytes()).with_context(|| format!("cannot write {}", review_path.display()))?;
+            if let Some(w) = truth.as_mut() {
+                w.write_all(o.truth.as_bytes()).with_context(|| format!("cannot write {}", truth_path.display()))?;
+            }
             summary.review_lines += o.lines;
             summary.duplicate_reviews += o.dups;
             summary.malformed += o.malformed;
@@ -527,6 +577,10 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
         }
     }
     rev.flush().with_context(|| format!("cannot write {}", review_path.display()))?;
+    if let Some(mut w) = truth {
+        w.flush().with_context(|| format!("cannot write {}", truth_path.display()))?;
+        summary.truth_path = Some(truth_path);
+    }
     let all = [Kind::Relevant, Kind::Ad, Kind::Irrelevant, Kind::NonVisitRant, Kind::Spam, Kind::Translated, Kind::NullText];
     summary.kinds = all.iter().map(|k| (*k, kinds[*k as usize])).collect();
     summary.review_path = review_path;
@@ -537,6 +591,9 @@ impl std::fmt::Display for SampleSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "wrote {} ({} lines: {} duplicates, {} malformed, {} of unknown businesses)", self.review_path.display(), self.review_lines, self.duplicate_reviews, self.malformed, self.orphan_reviews)?;
         writeln!(f, "wrote {} ({} lines: {} duplicates)", self.meta_path.display(), self.meta_lines, self.duplicate_meta)?;
+        if let Some(t) = &self.truth_path {
+            writeln!(f, "wrote {} (each text with the labels its kind implies: a gold file for label-eval)", t.display())?;
+        }
         for (k, v) in &self.kinds {
             writeln!(f, "  {k:?}: {v}")?;
         }

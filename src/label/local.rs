@@ -1,5 +1,12 @@
 //! The local Gemma-3 model as a labeling backend (seed cell 7's `generate`, on candle via `crate::llm`).
 //!
+//! Two modes, picked from the model ([`LabelMode::for_model`]) and named in the labeler id (`mode=...`):
+//! - [`LabelMode::FewShot`] for pretrained base models (no chat template, e.g. the embedded Gemma-3 270M):
+//!   the project's few-shot page and answer log-likelihoods ([`super::fewshot`]), calibrated and combined
+//!   with the keyword rules; the page's KV cache is computed once.
+//! - [`LabelMode::Instruct`] for instruction-tuned models (Gemma-3-*-it: a chat template in the GGUF or
+//!   checkpoint): the seed's zero-shot JSON prompt, as below.
+//!
 //! Two speed-ups over the seed's loop, each switchable off to measure it (scripts/bench-label):
 //! - prefix cache: the chat prefix holding the long system prompt is computed once; every review starts
 //!   from that KV cache (truncating back to it) and only its own user turn is prefilled (without the cache the
@@ -16,6 +23,8 @@ use anyhow::{Context, Result};
 
 use super::backend::{LabelBackend, RawOutput};
 use super::constrained::{decode_constrained, AnswerGrammar, StepModel, TokenMasks};
+use super::fewshot::{self, Calibration, FewShotTokens};
+use super::rules::RulesBackend;
 use super::{ModeratorPrompt, ReviewInput};
 use crate::llm::chat::chat_prefix;
 use crate::llm::gemma3::Gemma3Model;
@@ -23,9 +32,38 @@ use crate::llm::generate::GenerateParams;
 use crate::llm::tokenizer::TokenKind;
 use crate::llm::{load_gemma, Gemma};
 
+/// How the local model is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelMode {
+    /// A base model continues the project's few-shot page; labels from answer log-likelihoods.
+    FewShot,
+    /// An instruction-tuned model answers the seed's zero-shot JSON prompt (constrained or free).
+    Instruct,
+}
+
+impl LabelMode {
+    /// The mode a model calls for: instruct when it is instruction tuned (a chat template, or an `-it` /
+    /// instruct name), few-shot otherwise.
+    pub fn for_model(info: &crate::llm::ModelInfo) -> Self {
+        if info.is_instruction_tuned() { LabelMode::Instruct } else { LabelMode::FewShot }
+    }
+
+    /// Short name used in the labeler id and the notebook.
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelMode::FewShot => "fewshot-loglik",
+            LabelMode::Instruct => "instruct-json",
+        }
+    }
+}
+
 /// Settings of the local backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalParams {
+    /// The mode; None picks it from the model ([`LabelMode::for_model`]).
+    pub mode: Option<LabelMode>,
+    /// Few-shot mode: how scores and rule hits become labels.
+    pub calibration: Calibration,
     /// Constrained JSON decoding (true) or the seed's free greedy generation (false).
     pub constrained: bool,
     /// Reuse the KV cache of the system-prompt prefix for every review.
@@ -38,7 +76,7 @@ pub struct LocalParams {
 
 impl Default for LocalParams {
     fn default() -> Self {
-        Self { constrained: true, prefix_cache: true, max_new_tokens: 96, max_rationale: 160 }
+        Self { mode: None, calibration: Calibration::default(), constrained: true, prefix_cache: true, max_new_tokens: 96, max_rationale: 160 }
     }
 }
 
@@ -62,6 +100,9 @@ pub struct LocalGemmaBackend {
     gemma: Gemma,
     model_id: String,
     params: LocalParams,
+    mode: LabelMode,
+    /// Few-shot mode: the page and answer tokens, and the rules used as an extra signal.
+    fewshot: Option<(FewShotTokens, RulesBackend)>,
     masks: Option<TokenMasks>,
     /// (system prompt, prefix tokens) whose KV cache sits at the start of the model's context.
     prefix: Option<(String, Vec<u32>)>,
@@ -96,7 +137,14 @@ impl LocalGemmaBackend {
 
     /// A backend over a loaded model; `model_id` names it in the `model` column.
     pub fn new(gemma: Gemma, model_id: &str, params: LocalParams) -> Result<Self> {
-        let masks = if params.constrained {
+        let mode = params.mode.unwrap_or_else(|| LabelMode::for_model(gemma.info()));
+        let fewshot = if mode == LabelMode::FewShot {
+            let max_chars = fewshot::FEWSHOT_MAX_CHARS;
+            Some((FewShotTokens::new(gemma.tokenizer(), max_chars).context("tokenizing the few-shot page")?, RulesBackend::new()))
+        } else {
+            None
+        };
+        let masks = if params.constrained && mode == LabelMode::Instruct {
             let tok = gemma.tokenizer();
             let vocab: Vec<Option<Vec<u8>>> = (0..tok.vocab_size() as u32)
                 .map(|id| match tok.token_kind(id) {
@@ -109,7 +157,43 @@ impl LocalGemmaBackend {
         } else {
             None
         };
-        Ok(Self { gemma, model_id: model_id.to_string(), params, masks, prefix: None, stats: LocalStats::default() })
+        Ok(Self { gemma, model_id: model_id.to_string(), params, mode, fewshot, masks, prefix: None, stats: LocalStats::default() })
+    }
+
+    /// The mode in use.
+    pub fn mode(&self) -> LabelMode {
+        self.mode
+    }
+
+    /// Few-shot mode: the five log-odds (`labels::LABELS` order) of one review, the page's KV cache reused.
+    /// `review.text` should already be cleaned by the guard.
+    pub fn fewshot_log_odds(&mut self, review: &ReviewInput, max_chars: usize) -> Result<[f32; 5]> {
+        let Some((tokens, _)) = self.fewshot.as_ref() else { anyhow::bail!("the backend is not in few-shot mode") };
+        let block = self.gemma.tokenizer().encode_with(&fewshot::block_for(review, max_chars), false, false);
+        let prefix_len = tokens.prefix.len();
+        let model = self.gemma.model();
+        let cached = self.params.prefix_cache && model.context().starts_with(&tokens.prefix);
+        let mut step = Step(model);
+        if cached {
+            step.truncate(prefix_len)?;
+            self.stats.reused_tokens += prefix_len;
+        } else {
+            step.0.reset();
+            step.feed(&tokens.prefix)?;
+            self.stats.prefill_tokens += prefix_len;
+        }
+        let (lo, fed) = fewshot::score_review(&mut step, tokens, &block)?;
+        self.stats.prefill_tokens += fed;
+        self.stats.decode_steps += fewshot::QUESTIONS.len() - 1;
+        Ok(lo)
+    }
+
+    fn answer_fewshot(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<RawOutput> {
+        let max_chars = prompt.max_text_chars.min(fewshot::FEWSHOT_MAX_CHARS);
+        let lo = self.fewshot_log_odds(review, max_chars)?;
+        let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
+        let verdict = self.params.calibration.combine(&lo, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
+        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs) })
     }
 
     /// The settings in use.
@@ -161,6 +245,12 @@ impl LocalGemmaBackend {
     /// One answer: constrained (text + probabilities) or free greedy generation (text only).
     pub fn answer_one(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<RawOutput> {
         let t0 = Instant::now();
+        if self.mode == LabelMode::FewShot {
+            let out = self.answer_fewshot(prompt, review)?;
+            self.stats.reviews += 1;
+            self.stats.secs += t0.elapsed().as_secs_f64();
+            return Ok(out);
+        }
         let unfed = self.prepare(prompt, review)?;
         let out = if let Some(masks) = self.masks.as_mut() {
             let a = decode_constrained(&mut Step(self.gemma.model()), masks, &unfed, self.params.max_new_tokens)?;
@@ -194,10 +284,19 @@ impl LabelBackend for LocalGemmaBackend {
         self.model_id.clone()
     }
     fn settings(&self) -> String {
-        format!(
-            "constrained={} max_new_tokens={} max_rationale={}",
-            self.params.constrained, self.params.max_new_tokens, self.params.max_rationale
-        )
+        match self.mode {
+            LabelMode::FewShot => {
+                let c = &self.params.calibration;
+                format!("mode={} page={} bias={:?} weights={:?} rule_prob={:?}", self.mode.name(), fewshot::FEWSHOT_VERSION, c.bias, c.weights, c.rule_prob)
+            }
+            LabelMode::Instruct => format!(
+                "mode={} constrained={} max_new_tokens={} max_rationale={}",
+                self.mode.name(),
+                self.params.constrained,
+                self.params.max_new_tokens,
+                self.params.max_rationale
+            ),
+        }
     }
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<Result<RawOutput>> {
         reviews.iter().map(|r| self.answer_one(prompt, r)).collect()

@@ -22,6 +22,8 @@
 pub mod backend;
 pub mod ckpt;
 pub mod constrained;
+pub mod eval;
+pub mod fewshot;
 pub mod frame;
 pub mod guard;
 pub mod local;

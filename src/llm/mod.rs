@@ -106,6 +106,23 @@ pub struct ModelInfo {
     pub weight_types: String,
     /// Seconds to load.
     pub load_secs: f64,
+    /// The chat template shipped with the model (GGUF `tokenizer.chat_template`, HF `tokenizer_config.json`'s
+    /// `chat_template` or `chat_template.jinja`); None for a pretrained base model, which has none.
+    pub chat_template: Option<String>,
+    /// GGUF `general.name` + `general.finetune`, or the HF directory name: how the model calls itself.
+    pub name: String,
+}
+
+impl ModelInfo {
+    /// True when the model is instruction tuned: it ships a chat template, or its name says `-it` / instruct.
+    /// The labeler picks its mode from this (few-shot scoring for base models, the JSON prompt otherwise).
+    pub fn is_instruction_tuned(&self) -> bool {
+        if self.chat_template.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            return true;
+        }
+        let n = self.name.to_lowercase();
+        n.contains("instruct") || n.contains("-it") || n.ends_with(" it") || n.contains("chat")
+    }
 }
 
 /// A loaded Gemma-3: model, tokenizer and where it came from.
@@ -191,7 +208,19 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     let tokenizer = f.tokenizer()?;
     let types = f.tensor_types().iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(",");
     let model = Gemma3Model::load(cfg, &mut f).with_context(|| format!("loading weights from {}", path.display()))?;
-    let info = ModelInfo { path: path.to_path_buf(), format: "gguf", weight_types: types, load_secs: t0.elapsed().as_secs_f64() };
+    let md = f.metadata();
+    let md_str = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
+    let chat_template = md_str("tokenizer.chat_template");
+    let name = [md_str("general.name"), md_str("general.finetune")].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let name = if name.is_empty() { path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default() } else { name };
+    let info = ModelInfo {
+        path: path.to_path_buf(),
+        format: "gguf",
+        weight_types: types,
+        load_secs: t0.elapsed().as_secs_f64(),
+        chat_template,
+        name,
+    };
     Ok(Gemma { model, tokenizer, info })
 }
 
@@ -208,8 +237,28 @@ fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemm
     let files = safetensors::checkpoint_files(dir)?;
     let mut ws = safetensors::SafetensorsWeights::open(&files, device)?;
     let model = Gemma3Model::load(cfg, &mut ws).with_context(|| format!("loading weights from {}", dir.display()))?;
-    let info = ModelInfo { path: dir.to_path_buf(), format: "safetensors", weight_types: "f32".into(), load_secs: t0.elapsed().as_secs_f64() };
+    let info = ModelInfo {
+        path: dir.to_path_buf(),
+        format: "safetensors",
+        weight_types: "f32".into(),
+        load_secs: t0.elapsed().as_secs_f64(),
+        chat_template: hf_chat_template(dir),
+        name: dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
     Ok(Gemma { model, tokenizer, info })
+}
+
+/// The chat template of an HF checkpoint directory: `chat_template.jinja`, or `chat_template` in
+/// `tokenizer_config.json` / `chat_template.json`.
+fn hf_chat_template(dir: &Path) -> Option<String> {
+    if let Ok(t) = std::fs::read_to_string(dir.join("chat_template.jinja")) {
+        return Some(t);
+    }
+    ["tokenizer_config.json", "chat_template.json"].iter().find_map(|f| {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()?;
+        let t = v.get("chat_template")?;
+        Some(t.as_str().map(str::to_string).unwrap_or_else(|| t.to_string()))
+    })
 }
 
 /// The logits hook of [`Gemma::generate`]: called before each token choice with the tokens generated so far and

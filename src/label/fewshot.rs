@@ -1,0 +1,443 @@
+//! Few-shot labeling for pretrained *base* models (the embedded Gemma-3 270M): the model continues a page of
+//! moderated reviews, and each label is read from the log-likelihood of its answer word, not from generated JSON.
+//!
+//! A base model does not follow a system prompt (it has no chat template); it continues text. So the prompt is a
+//! page this project wrote: a one-line header, then [`EXAMPLES`] (short reviews invented for this purpose, not
+//! taken from any data set), each followed by five question lines answered `yes` or `no`:
+//!
+//! ```text
+//! Place: Rosa's Taqueria (Mexican restaurant)
+//! Review: The carne asada tacos were juicy and the salsa bar is great.
+//! About this place: yes
+//! Something else: no
+//! Advertisement: no
+//! Never visited: no
+//! Spam: no
+//! ```
+//!
+//! For a new review the page (the shared prefix, its KV cache computed once) is followed by the review's own
+//! `Place:`/`Review:` lines and `About this place:`; the score of a label is the log-odds
+//! `logit(" yes") - logit(" no")` of the next token. The model's more likely answer is then fed with the next
+//! question, so the five questions cost one prefill of the review plus four forwards of ~5 tokens
+//! ([`score_review`]). Every piece is tokenized on its own, in the prefix as at scoring time, so the token
+//! boundaries the model sees in the examples are the ones it sees for the review.
+//!
+//! Turning scores into labels ([`Calibration::combine`], the one documented combination): the model's
+//! probability comes from a small logistic layer over all five answers, `p_model = sigmoid(bias + weights .
+//! log_odds)`; the keyword rules ([`super::rules`]) are a second, independent detector with a fixed
+//! probability `p_rule` when they fire for the label ([`RULE_PROBS`]); the two are joined as a noisy-OR,
+//! `p = 1 - (1 - p_model) (1 - p_rule * rule_hit)`, and a label is flagged when `p >= 0.5`: a rule hit
+//! flags by itself, and the rule probability says how much a hit adds to the model's doubt in `p`. The weights and biases are fitted ([`fit_calibration`],
+//! `revmod label-calibrate`) on reviews the project generates (the sample generator's truth file: it knows
+//! each review's kind), without the rules. Relevant is `p_relevant >= 0.5` and neither irrelevant nor spam (the seed's rule: an ad can still be
+//! relevant).
+
+use anyhow::{ensure, Result};
+
+use super::constrained::StepModel;
+use super::prompt::prepare_text;
+use super::rules::RulesVerdict;
+use super::ReviewInput;
+use crate::llm::tokenizer::Tokenizer;
+
+/// Version of the few-shot page and calibration (part of the labeler's settings, so checkpoints notice a change).
+pub const FEWSHOT_VERSION: &str = "fewshot-v1";
+
+/// Review text handed to the few-shot scorer is cut to this many characters (the seed cut at 1000 for a 12B
+/// model; the verdict of a review is in its first lines, and prefill is the scorer's whole cost).
+pub const FEWSHOT_MAX_CHARS: usize = 400;
+
+/// The question lines, in the order they are asked, with the index of their label in `labels::LABELS`
+/// (relevant, ads, irrelevant, non_visit, spam).
+///
+/// The order matters to a 270M model: the first questions after the review read it best (the log-odds of
+/// later ones lean on the earlier answers). On a 70-review development subset, "About this place" first and
+/// "Something else" second separated relevant (AUC 0.95) and irrelevant (0.77) reviews best, where
+/// "Advertisement" first separated ads best (0.91) but irrelevant not at all (0.49); the keyword rules
+/// catch most ads (URLs, phone numbers, codes), nothing catches off-topic text, so relevance comes first.
+pub const QUESTIONS: [(&str, usize); 5] =
+    [("About this place", 0), ("Something else", 2), ("Advertisement", 1), ("Never visited", 3), ("Spam", 4)];
+
+/// First line of the page.
+pub const HEADER: &str = "Google Maps reviews checked by a moderator.\n\n";
+
+/// One example review of the page: place, text and its answers in [`QUESTIONS`] order.
+#[derive(Clone, Copy, Debug)]
+pub struct Example {
+    /// Name of the place.
+    pub name: &'static str,
+    /// Category of the place.
+    pub category: &'static str,
+    /// Review text.
+    pub text: &'static str,
+    /// Answers: advertisement, off-topic, never visited, spam, about this place (see [`Example::answer`]).
+    pub answers: [bool; 5],
+}
+
+const fn ex(name: &'static str, category: &'static str, text: &'static str, answers: [u8; 5]) -> Example {
+    Example { name, category, text, answers: [answers[0] == 1, answers[1] == 1, answers[2] == 1, answers[3] == 1, answers[4] == 1] }
+}
+
+/// The project's example reviews (written for this page; none is copied from a data set). Answers are
+/// advertisement, off-topic, never visited, spam, about this place (not the order they are asked in).
+pub const EXAMPLES: &[Example] = &[
+    ex("Rosa's Taqueria", "Mexican restaurant", "The carne asada tacos were juicy and the salsa bar is great. Staff were quick even at the lunch rush.", [0, 0, 0, 0, 1]),
+    ex("Fade Kings", "Barber shop", "Best fades in the city! Book online at www.fadekingscuts.com and get 20% off your first cut with code FRESH20.", [1, 0, 0, 0, 0]),
+    ex("Harbor Grill", "Seafood restaurant", "Waited 40 minutes for a table and the chowder was cold. Our server never came back to check on us.", [0, 0, 0, 0, 1]),
+    ex("Pine Valley Park", "Park", "Does anybody know if the city is doing fireworks this year? Trying to plan our weekend.", [0, 1, 0, 0, 0]),
+    ex("Summit Dental", "Dentist", "Never been inside but my neighbor says they overcharge everyone. Not going to bother with them.", [0, 0, 1, 0, 0]),
+    ex("Lakeside Inn", "Hotel", "Room was spotless and the bed was comfy. Front desk let us check in early after a long drive.", [0, 0, 0, 0, 1]),
+    ex("Blue Door Cafe", "Coffee shop", "Looking for a roofer you can trust? Call Dave's Roofing at 801-555-0142 for a free estimate today!", [1, 1, 0, 0, 0]),
+    ex("Quick Lube", "Oil change service", "sdfkj weoiru xcvb lkjh qwop zzxm", [0, 0, 0, 1, 0]),
+    ex("Tony's Tire", "Tire shop", "They found the nail in my tire in ten minutes and did not even charge me. Honest shop.", [0, 0, 0, 0, 1]),
+    ex("Maple Street Market", "Grocery store", "My daughter graduated from high school today, so proud of her!", [0, 1, 0, 0, 0]),
+    ex("City Cable", "Internet service provider", "Called twice about their prices and nobody picked up. I will not even try them.", [0, 0, 1, 0, 0]),
+    ex("Bluebird Bakery", "Bakery", "We are hiring! Follow us on Instagram @bluebirdbakes for weekly deals and free cookie Fridays.", [1, 0, 0, 0, 0]),
+    ex("Corner Pharmacy", "Pharmacy", "Pharmacist took time to explain my new prescription. Line was long but it moved.", [0, 0, 0, 0, 1]),
+    ex("Shell", "Gas station", "This review is for the car wash down the road, not this place. Their dryers do not work.", [0, 1, 0, 0, 0]),
+    ex("Red Rock Trail", "Hiking area", "Beautiful hike to the falls but the parking lot is full by 9 am, so go early.", [0, 0, 0, 0, 1]),
+    ex("Golden Wok", "Chinese restaurant", "Made $5000 last week from home with this crypto trick, message me on WhatsApp +1 385 555 0199", [1, 1, 0, 0, 0]),
+    ex("Sunrise Motel", "Motel", "Drove by and it looks run down. I heard the rooms have bugs. Would never stay there.", [0, 0, 1, 0, 0]),
+    ex("Elm Street Salon", "Hair salon", "good good good good good nice nice nice nice", [0, 0, 0, 1, 0]),
+    ex("Pizza Palace", "Pizza restaurant", "Crust was soggy and they forgot our wings, but the manager fixed it right away.", [0, 0, 0, 0, 1]),
+    ex("Valley Auto", "Auto repair shop", "Politicians keep raising taxes and nobody does anything about the potholes in this state.", [0, 1, 0, 0, 0]),
+    ex("Green Leaf Spa", "Day spa", "Massage was relaxing and the therapist listened to what I needed. Pricey but worth it.", [0, 0, 0, 0, 1]),
+];
+
+impl Example {
+    /// The answer for a label index of `labels::LABELS` (relevant, ads, irrelevant, non_visit, spam).
+    pub fn answer(&self, label: usize) -> bool {
+        match label {
+            0 => self.answers[4],
+            k => self.answers[k - 1],
+        }
+    }
+}
+
+/// The review's own lines: `Place: NAME (CATEGORY)` and `Review: TEXT`, each ending in a newline. The text is
+/// prepared as for the instruction prompt (ASCII, folded whitespace, cut to `max_chars`).
+pub fn review_block(name: &str, category: &str, text: &str, max_chars: usize) -> String {
+    let name = prepare_text(name, 120);
+    // the first category only; a Python list written as text ("['Bar', 'Cafe']") counts as a list
+    let first = category.split(',').next().unwrap_or("").trim_matches(|c: char| c == '[' || c == ']' || c == '\'' || c == '"' || c.is_whitespace());
+    let category = prepare_text(first, 80);
+    let text = prepare_text(text, max_chars);
+    let place = match (name.is_empty(), category.is_empty()) {
+        (false, false) => format!("{name} ({category})"),
+        (false, true) => name,
+        (true, false) => format!("a {category}"),
+        (true, true) => "unknown".to_string(),
+    };
+    format!("Place: {place}\nReview: {text}\n")
+}
+
+/// Token pieces the scorer feeds, tokenized once per model.
+#[derive(Clone, Debug)]
+pub struct FewShotTokens {
+    /// The whole page (with `<bos>`): header and every example with its answers.
+    pub prefix: Vec<u32>,
+    /// `About this place:` (the first question, fed after the review block).
+    pub first_question: Vec<u32>,
+    /// After question q (0-based): the answer and the next question, `" no\nSomething else:"` /
+    /// `" yes\nSomething else:"`, ..., the last one `" no\n\n"` (index: `[q][yes as usize]`).
+    pub next_question: Vec<[Vec<u32>; 2]>,
+    /// The answer tokens read: `" yes"` and `" no"`.
+    pub yes: u32,
+    /// See `yes`.
+    pub no: u32,
+}
+
+impl FewShotTokens {
+    /// Tokenizes the page for `tok`. Errors if `" yes"` or `" no"` is not a single token.
+    pub fn new(tok: &Tokenizer, max_chars: usize) -> Result<Self> {
+        let enc = |s: &str| tok.encode_with(s, false, false);
+        let single = |s: &str| -> Result<u32> {
+            let ids = enc(s);
+            ensure!(ids.len() == 1, "the answer {s:?} is {} tokens for this tokenizer; few-shot scoring needs one", ids.len());
+            Ok(ids[0])
+        };
+        let yes = single(" yes")?;
+        let no = single(" no")?;
+        let first_question = enc(&format!("{}:", QUESTIONS[0].0));
+        let next_question: Vec<[Vec<u32>; 2]> = (1..=QUESTIONS.len())
+            .map(|q| {
+                let next = if q < QUESTIONS.len() { format!("\n{}:", QUESTIONS[q].0) } else { "\n\n".to_string() };
+                [enc(&format!(" no{next}")), enc(&format!(" yes{next}"))]
+            })
+            .collect();
+        let mut prefix = tok.encode_with("", true, false);
+        prefix.extend(enc(HEADER));
+        for e in EXAMPLES {
+            prefix.extend(enc(&review_block(e.name, e.category, e.text, max_chars)));
+            prefix.extend(&first_question);
+            for (q, &(_, label)) in QUESTIONS.iter().enumerate() {
+                prefix.extend(&next_question[q][usize::from(e.answer(label))]);
+            }
+        }
+        Ok(Self { prefix, first_question, next_question, yes, no })
+    }
+}
+
+/// Scores one review whose block tokens are `review`, with the model's context already at the end of the page
+/// (`tokens.prefix`). Returns the five log-odds in `labels::LABELS` order and the number of tokens fed.
+pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &[u32]) -> Result<([f32; 5], usize)> {
+    let mut feed: Vec<u32> = review.to_vec();
+    feed.extend(&tokens.first_question);
+    let mut out = [0f32; 5];
+    let mut fed = 0;
+    for (q, &(_, label)) in QUESTIONS.iter().enumerate() {
+        let logits = model.feed(&feed)?;
+        fed += feed.len();
+        let lo = logits[tokens.yes as usize] - logits[tokens.no as usize];
+        out[label] = lo;
+        if q + 1 < QUESTIONS.len() {
+            feed = tokens.next_question[q][usize::from(lo > 0.0)].clone();
+        }
+    }
+    Ok((out, fed))
+}
+
+/// Logistic function.
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// How log-odds and rule hits become probabilities (see the module doc), per label in `labels::LABELS` order:
+/// `p_model_k = sigmoid(bias_k + sum_j weights_k[j] * log_odds_j)`, a small logistic layer over all five
+/// answers (the relevance answer helps tell off-topic text, for instance), joined with the rules by noisy-OR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// Weights of the five log-odds (`labels::LABELS` order) in each label's logit.
+    pub weights: [[f32; 5]; 5],
+    /// Intercept of each label's logit (it places the label's decision threshold at p = 0.5).
+    pub bias: [f32; 5],
+    /// Probability that a review is positive when the keyword rules fire for the label (0 for relevant). Fixed.
+    pub rule_prob: [f32; 5],
+}
+
+/// Rule probabilities: a hit of any rule flags on its own (p >= 0.5 whatever the model says). The ads patterns
+/// (a URL, a phone number, a code) are rarely wrong (0.9); the non-visit and junk patterns less so (0.7); the
+/// off-topic keywords are the weakest (0.5): they fired on 1 of 700 real reviews of the development sets, so
+/// on real text the model's layer decides off-topic almost alone.
+pub const RULE_PROBS: [f32; 5] = [0.0, 0.9, 0.5, 0.7, 0.7];
+
+impl Calibration {
+    /// The identity layer: each label's own log-odds, threshold 0, the default rule weights.
+    pub fn identity() -> Self {
+        let mut weights = [[0f32; 5]; 5];
+        for (k, w) in weights.iter_mut().enumerate() {
+            w[k] = 1.0;
+        }
+        Self { weights, bias: [0.0; 5], rule_prob: RULE_PROBS }
+    }
+
+    /// The logit of label `k` without the rule term.
+    pub fn model_logit(&self, k: usize, log_odds: &[f32; 5]) -> f32 {
+        self.bias[k] + self.weights[k].iter().zip(log_odds).map(|(w, x)| w * x).sum::<f32>()
+    }
+}
+
+impl Default for Calibration {
+    /// The layer fitted for the embedded 270M on the sample generator's reviews (a balanced set of 97 distinct
+    /// texts from the default sample's truth file, 79 past the guard), the intercepts moved to the whole
+    /// sample's label rates:
+    /// `revmod sample-data --out S; revmod label-calibrate --gold SUBSET.csv --rates-from S/truth-Vermont.csv`.
+    fn default() -> Self {
+        Self {
+            weights: [
+                [2.54, 0.3925, -0.7557, -0.1814, -0.9111],
+                [-1.636, 1.432, -1.6, -0.04593, -0.1739],
+                [-0.2504, 0.074, 1.138, -0.03669, 0.4124],
+                [-1.459, -1.496, -0.2404, 1.46, 0.6867],
+                [-0.2357, -0.3177, -0.02992, 0.2444, 0.723],
+            ],
+            bias: [1.16, -1.124, 1.234, 0.5889, 2.647],
+            rule_prob: RULE_PROBS,
+        }
+    }
+}
+
+/// The labels of one review from the few-shot scorer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FewShotVerdict {
+    /// Probabilities in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
+    pub probs: [f32; 5],
+    /// Flags in the same order (relevant already excludes irrelevant and spam).
+    pub flags: [bool; 5],
+}
+
+impl Calibration {
+    /// Combines the model's log-odds with the rules' verdict (see the module doc).
+    pub fn combine(&self, log_odds: &[f32; 5], rules: &RulesVerdict) -> FewShotVerdict {
+        let hit = rule_hits(rules);
+        let mut probs = [0f32; 5];
+        for k in 0..5 {
+            let p_model = sigmoid(self.model_logit(k, log_odds));
+            let p_rule = if hit[k] { self.rule_prob[k] } else { 0.0 };
+            probs[k] = 1.0 - (1.0 - p_model) * (1.0 - p_rule);
+        }
+        let mut flags = probs.map(|p| p >= 0.5);
+        flags[0] = flags[0] && !flags[2] && !flags[4];
+        FewShotVerdict { probs, flags }
+    }
+}
+
+/// The rule hits of a verdict in `labels::LABELS` order (relevant never has one).
+pub fn rule_hits(rules: &RulesVerdict) -> [bool; 5] {
+    [
+        false,
+        rules.violations.contains(&"ADS"),
+        rules.violations.contains(&"IRRELEVANT"),
+        rules.violations.contains(&"NON_VISIT_RANT"),
+        rules.violations.contains(&"SPAM"),
+    ]
+}
+
+/// Fits the logistic layer on scored examples with known labels (the rule probabilities of `base` are kept, and the
+/// rules are left out of the fit so the layer learns what the model alone tells). Per label, over the rows whose
+/// truth is known: an L2-regularized logistic regression on the five log-odds (batch gradient descent), then
+/// the intercept moved so that the decision `p >= 0.5` sits at the threshold that maximizes F1 on these rows.
+/// A label without positives or negatives keeps `base`'s row. Returns the layer and each label's F1 on these
+/// rows (model alone, None when not fitted).
+pub fn fit_calibration(base: &Calibration, log_odds: &[[f32; 5]], truth: &[[Option<bool>; 5]]) -> (Calibration, [Option<f64>; 5]) {
+    let mut c = base.clone();
+    let mut f1s = [None; 5];
+    for k in 0..5 {
+        let rows: Vec<(&[f32; 5], bool)> = (0..log_odds.len()).filter_map(|i| truth[i][k].map(|t| (&log_odds[i], t))).collect();
+        let pos = rows.iter().filter(|r| r.1).count();
+        if pos == 0 || pos == rows.len() {
+            continue;
+        }
+        let n = rows.len() as f64;
+        let (mut w, mut b) = ([0f64; 5], 0f64);
+        let (lr, l2) = (0.05, 1e-2);
+        for _ in 0..2000 {
+            let (mut gw, mut gb) = ([0f64; 5], 0f64);
+            for &(x, t) in &rows {
+                let z = b + (0..5).map(|j| w[j] * f64::from(x[j])).sum::<f64>();
+                let err = 1.0 / (1.0 + (-z).exp()) - f64::from(u8::from(t));
+                gb += err;
+                for j in 0..5 {
+                    gw[j] += err * f64::from(x[j]);
+                }
+            }
+            b -= lr * gb / n;
+            for j in 0..5 {
+                w[j] -= lr * (gw[j] / n + l2 * w[j]);
+            }
+        }
+        // the F1-best cut on the fitted scores
+        let mut scored: Vec<(f64, bool)> = rows.iter().map(|&(x, t)| ((0..5).map(|j| w[j] * f64::from(x[j])).sum::<f64>(), t)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut tp, mut best, mut cut) = (0usize, 0.0f64, scored[0].0 + 1.0);
+        for (i, &(z, t)) in scored.iter().enumerate() {
+            tp += usize::from(t);
+            let f1 = 2.0 * tp as f64 / (i + 1 + pos) as f64;
+            let next = scored.get(i + 1).map_or(z - 1.0, |x| x.0);
+            if f1 > best && next < z {
+                best = f1;
+                cut = (z + next) / 2.0;
+            }
+        }
+        c.weights[k] = w.map(|x| x as f32);
+        c.bias[k] = -cut as f32;
+        f1s[k] = Some(best);
+    }
+    (c, f1s)
+}
+
+/// Moves each fitted label's intercept from the positive rate of the fitting rows to `rates[k]` (Bayes' prior
+/// correction: `bias += logit(rate) - logit(fit_rate)`). The calibration set over-samples the rare kinds so
+/// that each has enough examples; the labeler must flag them at their real rate, not at the set's.
+pub fn shift_to_rates(c: &mut Calibration, fit_rates: &[Option<f64>; 5], rates: &[Option<f64>; 5]) {
+    let logit = |p: f64| (p.clamp(1e-4, 1.0 - 1e-4) / (1.0 - p.clamp(1e-4, 1.0 - 1e-4))).ln();
+    for k in 0..5 {
+        if let (Some(f), Some(r)) = (fit_rates[k], rates[k]) {
+            c.bias[k] += (logit(r) - logit(f)) as f32;
+        }
+    }
+}
+
+/// The positive rate of each label over the rows whose truth is known (None without any).
+pub fn positive_rates(truth: &[[Option<bool>; 5]]) -> [Option<f64>; 5] {
+    std::array::from_fn(|k| {
+        let known: Vec<bool> = truth.iter().filter_map(|t| t[k]).collect();
+        (!known.is_empty()).then(|| known.iter().filter(|&&x| x).count() as f64 / known.len() as f64)
+    })
+}
+
+/// The seed's answer JSON for a verdict, so few-shot answers go through the same parser as every backend.
+pub fn answer_json(v: &FewShotVerdict, log_odds: &[f32; 5]) -> String {
+    const NAMES: [&str; 5] = ["", "ADS", "IRRELEVANT", "NON_VISIT_RANT", "SPAM"];
+    let violations: Vec<String> = (1..5).filter(|&k| v.flags[k]).map(|k| format!("\"{}\"", NAMES[k])).collect();
+    let lo: Vec<String> = QUESTIONS.iter().map(|&(q, k)| format!("{} {:+.2}", q.to_lowercase(), log_odds[k])).collect();
+    format!(
+        "{{\"is_relevant\": {}, \"violations\": [{}], \"rationale\": \"few-shot log-odds: {}\"}}",
+        v.flags[0],
+        violations.join(", "),
+        lo.join(", ")
+    )
+}
+
+/// The review block for a [`ReviewInput`] (its text already cleaned by the guard).
+pub fn block_for(review: &ReviewInput, max_chars: usize) -> String {
+    review_block(&review.business_name, &review.category, &review.text, max_chars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_shapes() {
+        assert_eq!(review_block("Café Rio", "Mexican restaurant, Bar", "Très  bon", 1000), "Place: Cafe Rio (Mexican restaurant)\nReview: Tres bon\n");
+        assert_eq!(review_block("", "", "x", 1000), "Place: unknown\nReview: x\n");
+        assert_eq!(review_block("", "Bar", "x", 1000), "Place: a Bar\nReview: x\n");
+        assert_eq!(review_block("Buona Sera", "['Italian restaurant', 'Restaurant']", "x", 1000), "Place: Buona Sera (Italian restaurant)\nReview: x\n");
+    }
+
+    #[test]
+    fn examples_cover_every_label() {
+        for q in 0..5 {
+            let pos = EXAMPLES.iter().filter(|e| e.answers[q]).count();
+            assert!(pos >= 2 && pos + 3 < EXAMPLES.len(), "question {q}: {pos} positives");
+        }
+    }
+
+    #[test]
+    fn fit_separates_and_uses_other_answers() {
+        // label 2 is told apart only by answer 0 (low relevance) in these rows
+        let lo: Vec<[f32; 5]> = (0..40)
+            .map(|i| {
+                let pos = i % 4 == 0;
+                let noise = (i as f32 * 0.37).sin();
+                [if pos { -2.0 } else { 1.0 } + 0.3 * noise, noise, 0.5 * noise, -2.0, -3.0]
+            })
+            .collect();
+        let truth: Vec<[Option<bool>; 5]> = (0..40).map(|i| [None, None, Some(i % 4 == 0), Some(false), None]).collect();
+        let (c, f1) = fit_calibration(&Calibration::identity(), &lo, &truth);
+        assert_eq!(f1[2], Some(1.0));
+        assert!(c.weights[2][0] < 0.0, "{:?}", c.weights[2]);
+        let none = RulesVerdict { is_relevant: true, violations: vec![], rationale: String::new() };
+        for (x, t) in lo.iter().zip(&truth) {
+            assert_eq!(c.combine(x, &none).flags[2], t[2].unwrap());
+        }
+        assert_eq!((f1[0], f1[3]), (None, None), "no truth / no positives: not fitted");
+        assert_eq!(c.weights[3], Calibration::identity().weights[3]);
+    }
+
+    #[test]
+    fn combine_applies_rules_and_relevance() {
+        let c = Calibration::identity();
+        let none = RulesVerdict { is_relevant: true, violations: vec![], rationale: String::new() };
+        let v = c.combine(&[3.0, -3.0, -3.0, -3.0, -3.0], &none);
+        assert_eq!(v.flags, [true, false, false, false, false]);
+        let ads = RulesVerdict { violations: vec!["ADS"], ..none.clone() };
+        assert!(c.combine(&[3.0, -2.0, -3.0, -3.0, -3.0], &ads).flags[1]);
+        let v = c.combine(&[3.0, -3.0, 2.0, -3.0, -3.0], &none);
+        assert_eq!(v.flags, [false, false, true, false, false], "irrelevant is never relevant");
+        let j = answer_json(&v, &[3.0, -3.0, 2.0, -3.0, -3.0]);
+        let p = super::super::parse_output(&j);
+        assert!(p.parse_success && p.irrelevant && !p.is_relevant, "{j}");
+    }
+}

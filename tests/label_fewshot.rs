@@ -1,0 +1,136 @@
+//! The default labeler (the embedded Gemma-3 270M, a base model, in few-shot log-likelihood mode) measured
+//! against human labels on real reviews: per-label F1 above floors measured for it (see README, "How good are
+//! the labels"), and checks that it reads the text (not constant, not blind to the review).
+//!
+//! Skipped with a message when scripts/setup-model has not installed the model. The data sets are read from
+//! ../shared/data (never copied into the repository): the Utah sample's hand label `relevant`, and gold-dev
+//! (another TechJam team's human labels, see its README).
+
+use revmod::label::eval::{label_eval, read_gold, Gold};
+use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
+use revmod::label::{Labeler, ReviewInput};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+
+fn model() -> Option<String> {
+    match revmod::llm::embedded::embedded_model_path() {
+        Ok(p) if p.exists() => Some(p.to_string_lossy().into_owned()),
+        _ => {
+            eprintln!("SKIP: the embedded model is not installed (scripts/setup-model)");
+            None
+        }
+    }
+}
+
+fn labeler(spec: &str) -> Labeler {
+    let b = LocalGemmaBackend::load(Some(spec), LocalParams::default()).unwrap();
+    assert_eq!(b.mode(), LabelMode::FewShot, "the embedded 270M is a base model (no chat template)");
+    Labeler::new(Box::new(b))
+}
+
+/// The Utah sample's reviews with a hand label and a text (each text once): relevant = "Yes", ads =
+/// "No, advertisement"; the place's name and categories from the meta file. The malformed line is skipped.
+fn utah_gold() -> Gold {
+    use serde_json::Value;
+    let dir = format!("{DATA}/google-local-utah");
+    let lines = |f: &str| -> Vec<Value> {
+        std::fs::read_to_string(format!("{dir}/{f}")).unwrap().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let mut meta = std::collections::HashMap::new();
+    for m in lines("meta-Utah.partial.json") {
+        let id = m["gmap_id"].as_str().unwrap_or_default().to_string();
+        let cats: Vec<&str> = m["category"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+        meta.entry(id).or_insert((m["name"].as_str().unwrap_or_default().to_string(), cats.join(", ")));
+    }
+    let mut gold = Gold { path: dir.clone().into(), reviews: Vec::new(), truth: Vec::new(), missing: vec!["irrelevant", "non_visit", "spam"] };
+    let mut seen = std::collections::HashSet::new();
+    for v in lines("review-Utah.sample.json") {
+        let (Some(label), Some(text)) = (v["relevant"].as_str(), v["text"].as_str()) else { continue };
+        if !seen.insert(text.to_string()) {
+            continue;
+        }
+        let (name, category) = meta.get(v["gmap_id"].as_str().unwrap_or_default()).cloned().unwrap_or_default();
+        gold.reviews.push(ReviewInput { text: text.into(), business_name: name, category });
+        gold.truth.push([Some(label == "Yes"), Some(label.contains("advertisement")), None, None, None]);
+    }
+    gold
+}
+
+#[test]
+fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
+    let Some(spec) = model() else { return };
+    let mut lab = labeler(&spec);
+    assert!(lab.labeler_id().contains("mode=fewshot-loglik"), "{}", lab.labeler_id());
+
+    let utah = utah_gold();
+    assert!(utah.reviews.len() > 150, "{}", utah.reviews.len());
+    let (ev, _) = label_eval(&utah, &mut lab).unwrap();
+    eprintln!("{ev}");
+    let rel = ev.get("relevant").unwrap();
+    assert!(rel.f1 >= FLOOR_UTAH_RELEVANT, "{ev}");
+
+    // gold-dev: every ad and off-topic row, and every 3rd of the others (keeps the test to ~250 reviews)
+    let mut gold = read_gold(format!("{DATA}/gold-dev/augeliua-536.csv")).unwrap();
+    let keep: Vec<bool> = gold.truth.iter().enumerate().map(|(i, t)| t[1] == Some(true) || t[2] == Some(true) || i % 3 == 0).collect();
+    let mut k = keep.iter();
+    gold.reviews.retain(|_| *k.next().unwrap());
+    let mut k = keep.iter();
+    gold.truth.retain(|_| *k.next().unwrap());
+    let (ev, _) = label_eval(&gold, &mut lab).unwrap();
+    eprintln!("{ev}");
+    let (ads, irr, rel) = (ev.get("ads").unwrap(), ev.get("irrelevant").unwrap(), ev.get("relevant").unwrap());
+    assert!(ads.f1 >= FLOOR_GOLD_ADS, "{ev}");
+    // off-topic: the 270M's answers barely separate it (README); no F1 floor, only the flag-rate bound below
+    assert!(rel.f1 >= FLOOR_GOLD_RELEVANT, "{ev}");
+    for s in [ads, irr] {
+        assert!(s.flag_rate <= 3.0 * s.true_rate, "{} flagged at {:.3}, more than 3x its rate {:.3}", s.label, s.flag_rate, s.true_rate);
+    }
+    // the labels are not constant on real reviews
+    assert!(rel.flagged > 0 && rel.flagged < rel.rows, "{ev}");
+}
+
+// Floors: a little under what the default measured (README, "How good are the labels"): Utah relevant 0.93
+// (all 164; 0.979 on the first 50 with `revmod label-eval`), on this gold-dev subset ads 0.97 and relevant 0.69
+// (the seed's rule lets an ad be relevant; gold-dev never does).
+const FLOOR_UTAH_RELEVANT: f64 = 0.88;
+const FLOOR_GOLD_ADS: f64 = 0.90;
+const FLOOR_GOLD_RELEVANT: f64 = 0.62;
+
+#[test]
+fn default_labeler_reads_the_text() {
+    let Some(spec) = model() else { return };
+    let mut b = LocalGemmaBackend::load(Some(&spec), LocalParams::default()).unwrap();
+    let r = |t: &str| ReviewInput { text: t.into(), business_name: "Maple Diner".into(), category: "Restaurant".into() };
+    let genuine = [
+        "The pancakes were fluffy and our waitress kept the coffee coming. Will be back.",
+        "Burger was cold and the fries were soggy, and we waited 45 minutes for a table.",
+        "Great breakfast spot, friendly staff and the hash browns are crispy.",
+    ];
+    let ads = [
+        "Best deals in town! Visit www.cheapwatches-online.com and use code SAVE30 for 30% off today!",
+        "Need a plumber? Call Joe at 385-555-0199 for a free quote, 24/7 service!",
+        "Follow my page @fitlife_coach for daily workout plans and supplement discounts, DM me!",
+    ];
+    let off = [
+        "Does anyone know when the county fair starts this year? Looking for tickets.",
+        "My son just got his driver's license today, so proud of him!",
+    ];
+    let score = |b: &mut LocalGemmaBackend, t: &str| b.fewshot_log_odds(&r(t), 400).unwrap();
+    let g: Vec<[f32; 5]> = genuine.iter().map(|t| score(&mut b, t)).collect();
+    let a: Vec<[f32; 5]> = ads.iter().map(|t| score(&mut b, t)).collect();
+    let o: Vec<[f32; 5]> = off.iter().map(|t| score(&mut b, t)).collect();
+    // not constant: the scores move with the text
+    let all: Vec<&[f32; 5]> = g.iter().chain(&a).chain(&o).collect();
+    for k in 0..5 {
+        let (lo, hi) = all.iter().fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(x[k]), h.max(x[k])));
+        assert!(hi - lo > 0.1, "label {k}: log-odds barely move with the text ({lo}..{hi})");
+    }
+    // reads the text: every ad scores above every genuine review on ads; genuine reviews score higher on relevance
+    let min_ad = a.iter().map(|x| x[1]).fold(f32::MAX, f32::min);
+    let max_gen = g.iter().map(|x| x[1]).fold(f32::MIN, f32::max);
+    assert!(min_ad > max_gen, "ads {a:?} vs genuine {g:?}");
+    let mean = |v: &[[f32; 5]], k: usize| v.iter().map(|x| x[k]).sum::<f32>() / v.len() as f32;
+    assert!(mean(&g, 0) > mean(&o, 0), "relevance: genuine {g:?} vs off-topic {o:?}");
+    // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)
+    assert_eq!(score(&mut b, genuine[0]), g[0]);
+}

@@ -37,6 +37,7 @@ pub mod split;
 pub mod text;
 pub mod linear;
 pub mod mem;
+pub mod interrupt;
 pub mod train;
 pub mod eval;
 pub mod score;

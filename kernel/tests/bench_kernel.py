@@ -11,6 +11,7 @@ Sides (the same `revmod` binary and kernelspec):
           build folder in a fresh /tmp folder per start (EVCXR_TMPDIR unset)
 
 Usage: python3 kernel/tests/bench_kernel.py REVMOD_BIN [--restarts N] [--cells N] [--no-evcxr]
+       [--spec-prefix P] (use the kernelspec P/share/jupyter/kernels/revmod-bench instead of installing one)
        [--load "CMD"]   (run CMD in the background during the measurement: a busy machine)
 Prints one line per measurement with both sides and the ratio, and the goals of issue 20.
 """
@@ -24,6 +25,8 @@ import time
 
 from jupyter_client import KernelManager
 
+# --no-table: the kernelspec loads no support crate (a loop-only comparison)
+TABLE = "--no-table" not in sys.argv
 DF_CELL = 'let df = revmod::polars::df!("label" => ["spam", "ads"], "n" => [3i64, 1]).unwrap();\ndf'
 
 
@@ -70,9 +73,10 @@ def measure_side(name, binary, prefix, restarts, cells, timeout):
         dt, status, _ = execute(kc, "40 + 2", timeout)
         res["start_first_result"] = time.time() - t0
         assert status == "ok", status
-        dt, status, mimes = execute(kc, DF_CELL, timeout)
-        assert "text/html" in mimes, mimes
-        res["start_table"] = time.time() - t0
+        if TABLE:
+            dt, status, mimes = execute(kc, DF_CELL, timeout)
+            assert "text/html" in mimes, mimes
+            res["start_table"] = time.time() - t0
         small = []
         for i in range(cells):
             dt, status, _ = execute(kc, f"let s{i} = {i} + 1;", timeout)
@@ -87,15 +91,17 @@ def measure_side(name, binary, prefix, restarts, cells, timeout):
             infos.append(time.time() - t0)
             dt, status, _ = execute(kc, "40 + 2", timeout)
             firsts.append(time.time() - t0)
-            dt, status, mimes = execute(kc, DF_CELL, timeout)
-            assert "text/html" in mimes, mimes
-            tables.append(time.time() - t0)
+            if TABLE:
+                dt, status, mimes = execute(kc, DF_CELL, timeout)
+                assert "text/html" in mimes, mimes
+                tables.append(time.time() - t0)
         if restarts:
             res["restart_kernel_info"] = statistics.median(infos)
             res["restart_first_result"] = statistics.median(firsts)
-            res["restart_table"] = statistics.median(tables)
             res["restart_first_result_max"] = max(firsts)
-            res["restart_table_max"] = max(tables)
+            if tables:
+                res["restart_table"] = statistics.median(tables)
+                res["restart_table_max"] = max(tables)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -113,13 +119,17 @@ def main():
 
     restarts, cells, timeout = opt("--restarts", 3), opt("--cells", 15), 1800
     load_cmd = opt("--load", "")
-    prefix = tempfile.mkdtemp(prefix="revmod-bench-kernel-")
-    t0 = time.time()
-    p = subprocess.run([binary, "kernel", "install", "--prefix", prefix, "--name", "revmod-bench"],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"kernel install failed:\n{p.stdout}\n{p.stderr}")
-    print(f"kernel install (with the support-crate build) took {time.time() - t0:.1f} s")
+    if "--spec-prefix" in args:
+        # An existing kernelspec named revmod-bench under PREFIX (e.g. one whose init.evcxr was edited).
+        prefix = opt("--spec-prefix", "")
+    else:
+        prefix = tempfile.mkdtemp(prefix="revmod-bench-kernel-")
+        t0 = time.time()
+        p = subprocess.run([binary, "kernel", "install", "--prefix", prefix, "--name", "revmod-bench"],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"kernel install failed:\n{p.stdout}\n{p.stderr}")
+        print(f"kernel install (with the support-crate build) took {time.time() - t0:.1f} s")
     load = subprocess.Popen(load_cmd, shell=True) if load_cmd else None
     try:
         sides = {"revmod": measure_side("revmod", binary, prefix, restarts, cells, timeout)}

@@ -96,10 +96,18 @@ class Lab:
         except Exception:
             return ""
 
+    def kernel_name(self):
+        try:
+            return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar-kernelName").inner_text(timeout=2000)
+        except Exception:
+            return ""
+
     def wait_kernel_idle(self, timeout):
+        """Waits until the notebook has its Rust kernel attached and idle (before that, the
+        indicator reads idle with no kernel, and Run All would open the Select Kernel dialog)."""
         end = time.time() + timeout
         while time.time() < end:
-            if self.kernel_status() == "idle":
+            if "Rust" in self.kernel_name() and self.kernel_status() == "idle":
                 return
             time.sleep(0.2)
         raise AssertionError(f"{self.name}: kernel not idle after {timeout} s (status {self.kernel_status()!r})")

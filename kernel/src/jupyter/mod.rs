@@ -283,8 +283,8 @@ async fn handle_shell(shared: &Arc<Shared>, m: Message, jobs: &crossbeam_channel
     match m.msg_type() {
         "kernel_info_request" => reply_busy_idle(shared, &m, kernel_info()).await,
         "execute_request" => {
-            if !shared.ready.load(Ordering::SeqCst) {
-                shared.waited.store(true, Ordering::SeqCst);
+            // Said once, in the first cell that has to wait (Run All queues the others behind it).
+            if !shared.ready.load(Ordering::SeqCst) && !shared.waited.swap(true, Ordering::SeqCst) {
                 let secs = shared.started.elapsed().as_secs();
                 let text = format!(
                     "revmod kernel: loading the support crate (`:dep revmod` + prelude), started {secs} s ago; \

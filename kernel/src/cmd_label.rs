@@ -54,9 +54,13 @@ pub struct BackendArgs {
     /// Local: model spec (file, directory, HF repo id; default: the embedded 270M). OpenAI: model name.
     #[arg(long)]
     pub model: Option<String>,
-    /// OpenAI: server base URL including /v1 (e.g. http://127.0.0.1:8080/v1).
+    /// OpenAI: server base URL including /v1 (e.g. http://127.0.0.1:8080/v1 or
+    /// https://generativelanguage.googleapis.com/v1beta/openai); https trusts the system roots + SSL_CERT_FILE.
     #[arg(long)]
     pub url: Option<String>,
+    /// OpenAI: the environment variable holding the API key (default OPENAI_API_KEY), e.g. GEMINI_API_KEY.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
     /// OpenAI: requests in flight.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -120,6 +124,9 @@ pub(crate) fn backend(a: &BackendArgs) -> Result<Box<dyn LabelBackend>> {
                 bail!("--backend openai needs --url URL (e.g. http://127.0.0.1:8080/v1) and --model NAME");
             };
             let mut p = OpenAiParams::new(url, model);
+            if let Some(var) = &a.api_key_env {
+                p = p.with_api_key_env(var)?;
+            }
             p.concurrency = a.concurrency.max(1);
             p.timeout = Duration::from_secs(a.timeout.max(1));
             p.max_retries = a.retries;

@@ -1,4 +1,4 @@
-//! `revmod tokenize` and `revmod generate`: the Gemma-3 of `revmod::llm` from the command line.
+//! `revmod tokenize`, `revmod generate` and `revmod fetch`: the Gemma-3 of `revmod::llm` from the command line.
 
 use anyhow::Result;
 use clap::Args;
@@ -7,7 +7,7 @@ use revmod::llm::{self, GenerateParams, Sampling};
 /// `revmod tokenize --model SPEC TEXT`
 #[derive(Args)]
 pub struct TokenizeArgs {
-    /// Model: a .gguf file, a checkpoint directory, an HF repo id in the local HF cache, or `default`.
+    /// Model: a .gguf file, a checkpoint directory, an HF repo id (org/name[@rev][:file], downloaded into the HF cache when missing), or `default`.
     #[arg(long, default_value = "default")]
     pub model: String,
     /// Print JSON (ids and token texts) instead of the ids on one line.
@@ -26,7 +26,7 @@ pub struct TokenizeArgs {
 /// `revmod generate --model SPEC [--chat] [--max-new-tokens N] [--seed S --temperature T] PROMPT`
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Model: a .gguf file, a checkpoint directory, an HF repo id in the local HF cache, or `default`.
+    /// Model: a .gguf file, a checkpoint directory, an HF repo id (org/name[@rev][:file], downloaded into the HF cache when missing), or `default`.
     #[arg(long, default_value = "default")]
     pub model: String,
     /// Wrap the prompt in the Gemma-3-it chat template.
@@ -61,6 +61,23 @@ pub struct GenerateArgs {
     pub warmup: bool,
     /// The prompt.
     pub prompt: String,
+}
+
+/// `revmod fetch org/name[@revision][:file]`
+#[derive(Args)]
+pub struct FetchArgs {
+    /// Hugging Face repo id, e.g. google/gemma-3-12b-it or unsloth/gemma-3-12b-it-GGUF:gemma-3-12b-it-Q4_K_M.gguf.
+    pub spec: String,
+}
+
+/// Runs `revmod fetch`: downloads what the HF cache lacks (or, offline, checks it is there) and prints the path.
+pub fn fetch(a: FetchArgs) -> Result<()> {
+    let Some(r) = llm::hub::HubRef::parse(&a.spec) else {
+        anyhow::bail!("{:?} is not a Hugging Face repo id (org/name[@revision][:file])", a.spec);
+    };
+    let path = llm::fetch::fetch(&r, &llm::fetch::HubOptions::from_env())?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 /// Runs `revmod tokenize`.

@@ -21,6 +21,9 @@ mod jupyter;
 #[derive(Parser)]
 #[command(name = "revmod", version, about, long_about = None)]
 struct Cli {
+    /// Never use the network for Hugging Face models: read the local HF cache only (as HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +50,8 @@ enum Command {
     Tokenize(cmd_llm::TokenizeArgs),
     /// Generate with Gemma-3 (greedy by default; --chat for the -it template; --json for ids and timings).
     Generate(cmd_llm::GenerateArgs),
+    /// Download a model from the Hugging Face hub into the HF cache (org/name[@revision][:file]) and print its path.
+    Fetch(cmd_llm::FetchArgs),
     /// Score review files larger than memory into parquet (steps 13-14): `revmod score --model DIR --reviews R [--meta M] --out scored.parquet`.
     Score(cmd_score::ScoreArgs),
     // New subcommands: one variant here + one match arm below, code in cmd_<area>.rs.
@@ -56,6 +61,10 @@ fn main() {
     // First: this binary is also evcxr's evaluation process, the runner's proxy and the Jupyter kernel.
     cmd_kernel::early_hooks();
     let cli = Cli::parse();
+    if cli.offline {
+        // before any thread starts: the hub client reads it (revmod::llm::fetch::offline_from_env)
+        std::env::set_var("HF_HUB_OFFLINE", "1");
+    }
     let result = match cli.command {
         Command::SampleData(a) => cmd_data::sample_data(a),
         Command::Load(a) => cmd_data::load(a),
@@ -68,6 +77,7 @@ fn main() {
         Command::Train(a) => cmd_train::train(a),
         Command::Tokenize(a) => cmd_llm::tokenize(a),
         Command::Generate(a) => cmd_llm::generate(a),
+        Command::Fetch(a) => cmd_llm::fetch(a),
     };
     if let Err(e) = result {
         eprintln!("revmod: error: {e:#}");

@@ -32,6 +32,7 @@ pub mod parser;
 pub mod progress;
 pub mod prompt;
 pub mod rules;
+pub mod tls;
 
 use anyhow::Result;
 use polars::prelude::DataFrame;

@@ -1,13 +1,17 @@
 //! Any OpenAI-compatible chat-completions server as a labeling backend (vLLM, llama.cpp's llama-server,
-//! Ollama, llama-cpp-python's server, hosted APIs behind an http gateway): how users label at scale on a
-//! GPU cluster.
+//! Ollama, llama-cpp-python's server, hosted APIs such as Google's Gemini API or OpenRouter): how users label
+//! at scale on a GPU cluster.
 //!
 //! N requests run concurrently (one thread each, a shared work queue); transport errors, timeouts,
 //! 429 and 5xx answers are retried with exponential backoff and jitter; each request has a time limit.
 //! The answer is constrained with a JSON-schema `response_format` when the server accepts it; a server
 //! that rejects it (HTTP 400 naming the field) is asked again with `json_object`, then with none, and
-//! that choice is remembered for the rest of the run. Plain `http://` only (no TLS stack is linked).
+//! that choice is remembered for the rest of the run. `http://` and `https://` (rustls; trust roots: the system
+//! bundle plus `SSL_CERT_FILE`, see [`super::tls`]). The API key comes from `OPENAI_API_KEY` or a named
+//! variable ([`OpenAiParams::with_api_key_env`]); it is sent as a bearer header only, hidden from `Debug`
+//! and removed from any server text quoted in an error.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,8 +34,8 @@ pub enum ResponseFormat {
     None,
 }
 
-/// Settings of the OpenAI-compatible client.
-#[derive(Clone, Debug)]
+/// Settings of the OpenAI-compatible client (`Debug` hides the API key).
+#[derive(Clone)]
 pub struct OpenAiParams {
     /// Base URL up to and including `/v1` (e.g. `http://127.0.0.1:8080/v1`).
     pub base_url: String,
@@ -39,6 +43,8 @@ pub struct OpenAiParams {
     pub model: String,
     /// Bearer token (default: env `OPENAI_API_KEY` when set); never printed.
     pub api_key: Option<String>,
+    /// Extra trusted certificates for https (default: env `SSL_CERT_FILE`), added to the system roots.
+    pub ca_file: Option<PathBuf>,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Retries after the first attempt for retryable failures.
@@ -64,7 +70,8 @@ impl OpenAiParams {
         Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             model: model.to_string(),
-            api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+            api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.trim().is_empty()).map(|k| k.trim().to_string()),
+            ca_file: std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()).map(PathBuf::from),
             concurrency: 8,
             max_retries: 4,
             backoff: Duration::from_millis(500),
@@ -75,6 +82,57 @@ impl OpenAiParams {
             system_role: false,
         }
     }
+}
+
+impl OpenAiParams {
+    /// Takes the API key from the environment variable `name` (e.g. `GEMINI_API_KEY`, `OPENROUTER_API_KEY`);
+    /// an unset or empty variable is an error naming it (never the value).
+    pub fn with_api_key_env(mut self, name: &str) -> Result<Self> {
+        match std::env::var(name) {
+            Ok(k) if !k.trim().is_empty() => {
+                self.api_key = Some(k.trim().to_string());
+                Ok(self)
+            }
+            _ => bail!("the API key variable {name} is not set (or empty)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenAiParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiParams")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<hidden>"))
+            .field("ca_file", &self.ca_file)
+            .field("concurrency", &self.concurrency)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .field("timeout", &self.timeout)
+            .field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
+            .field("response_format", &self.response_format)
+            .field("system_role", &self.system_role)
+            .finish()
+    }
+}
+
+/// The HTTP agent for `params`: its time limit, connection pool, and for https the trust roots of
+/// [`super::tls::root_certs`]. Errors: a URL that is not http(s), an unreadable `SSL_CERT_FILE`.
+fn make_agent(params: &OpenAiParams) -> Result<ureq::Agent> {
+    let url = params.base_url.as_str();
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        bail!("{url}: the server URL must start with http:// or https://");
+    }
+    let mut cfg = ureq::Agent::config_builder()
+        .timeout_global(Some(params.timeout))
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(params.concurrency.max(1));
+    if url.starts_with("https://") {
+        let roots = super::tls::root_certs(params.ca_file.as_deref()).with_context(|| format!("setting up TLS for {url}"))?;
+        cfg = cfg.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+    }
+    Ok(cfg.build().into())
 }
 
 /// The JSON schema of the moderator's answer. `maxItems` and `maxLength` keep grammar-constrained servers
@@ -113,18 +171,7 @@ enum Failure {
 impl OpenAiBackend {
     /// A client for `params` (no request is made until labeling starts).
     pub fn new(params: OpenAiParams) -> Result<Self> {
-        if params.base_url.starts_with("https://") {
-            bail!("{}: https is not supported by this build (no TLS stack): use http:// or an http gateway", params.base_url);
-        }
-        if !params.base_url.starts_with("http://") {
-            bail!("{}: the server URL must start with http://", params.base_url);
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(params.timeout))
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(params.concurrency.max(1))
-            .build()
-            .into();
+        let agent = make_agent(&params)?;
         let format = Mutex::new(params.response_format);
         Ok(Self { params, agent, format, requests: AtomicUsize::new(0), retries: AtomicUsize::new(0) })
     }
@@ -171,16 +218,28 @@ impl OpenAiBackend {
         }
         let mut resp = match req.send(body.to_string()) {
             Ok(r) => r,
+            Err(e) if is_tls_error(&e) => {
+                return Err(Failure::Fatal(anyhow!(
+                    "POST {url}: TLS: {e} (if the server uses a private CA, point SSL_CERT_FILE at its certificate)"
+                )))
+            }
             Err(e) => return Err(Failure::Retry(anyhow!("POST {url}: {e}"))),
         };
         let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default();
+        let text = self.redact(resp.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default());
+        if status == 401 || status == 403 {
+            let key = if self.params.api_key.is_some() { "the API key was refused" } else { "no API key was sent (OPENAI_API_KEY)" };
+            return Err(Failure::Fatal(anyhow!("POST {url}: HTTP {status}, {key}: {}", snippet(&text))));
+        }
         if status == 429 || status >= 500 {
             return Err(Failure::Retry(anyhow!("POST {url}: HTTP {status}: {}", snippet(&text))));
         }
         if status >= 400 {
             let lower = text.to_lowercase();
-            let about_format = lower.contains("response_format") || lower.contains("json_schema") || lower.contains("schema");
+            let about_format = lower.contains("response_format")
+                || lower.contains("json_schema")
+                || lower.contains("schema")
+                || lower.contains("json mode");
             let err = anyhow!("POST {url}: HTTP {status}: {}", snippet(&text));
             return Err(if about_format && body.get("response_format").is_some() { Failure::FormatRejected(err) } else { Failure::Fatal(err) });
         }
@@ -190,6 +249,14 @@ impl OpenAiBackend {
         match content {
             Value::String(s) => Ok(s.clone()),
             _ => Err(Failure::Fatal(anyhow!("POST {url}: no choices[0].message.content in {}", snippet(&text)))),
+        }
+    }
+
+    /// `text` with the API key replaced by `***` (servers may quote the request in an error).
+    fn redact(&self, text: String) -> String {
+        match &self.params.api_key {
+            Some(k) if k.len() >= 4 && text.contains(k.as_str()) => text.replace(k.as_str(), "***"),
+            _ => text,
         }
     }
 
@@ -226,6 +293,16 @@ impl OpenAiBackend {
             }
         }
     }
+}
+
+/// A TLS failure (untrusted or invalid certificate, handshake refused): not worth retrying. rustls errors
+/// reach ureq through I/O during the handshake, so the message is looked at too.
+fn is_tls_error(e: &ureq::Error) -> bool {
+    if matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_)) {
+        return true;
+    }
+    let s = e.to_string().to_lowercase();
+    matches!(e, ureq::Error::Io(_)) && (s.contains("certificate") || s.contains("fatal alert") || s.contains("handshake"))
 }
 
 fn snippet(s: &str) -> String {
@@ -275,16 +352,31 @@ impl LabelBackend for OpenAiBackend {
     }
 }
 
-/// Checks that a server answers at `base_url` (GET /models), with context naming the URL.
+/// Checks that a server answers at `base_url` (GET /models) with the defaults of [`OpenAiParams::new`]
+/// (key from `OPENAI_API_KEY`, `SSL_CERT_FILE`), with context naming the URL.
 pub fn ping(base_url: &str, timeout: Duration) -> Result<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
-    let url = format!("{}/models", base_url.trim_end_matches('/'));
-    let text = agent
-        .get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading GET {url}"))?;
+    let mut p = OpenAiParams::new(base_url, "");
+    p.timeout = timeout;
+    ping_with(&p)
+}
+
+/// [`ping`] with explicit settings (URL, key, trust roots, time limit).
+pub fn ping_with(params: &OpenAiParams) -> Result<Value> {
+    let agent = make_agent(params)?;
+    let url = format!("{}/models", params.base_url);
+    let mut req = agent.get(&url);
+    if let Some(key) = &params.api_key {
+        req = req.header("Authorization", &format!("Bearer {key}"));
+    }
+    let mut resp = req.call().with_context(|| format!("GET {url}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().with_context(|| format!("reading GET {url}"))?;
+    let text = match &params.api_key {
+        Some(k) if k.len() >= 4 => text.replace(k.as_str(), "***"),
+        _ => text,
+    };
+    if status >= 400 {
+        bail!("GET {url}: HTTP {status}: {}", snippet(&text));
+    }
     serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {}", snippet(&text)))
 }

@@ -1,12 +1,21 @@
 //! A progress line on stderr with rate and ETA (the seed's tqdm bar): redrawn in place on a terminal,
-//! one line every few seconds otherwise (logs, notebooks).
+//! one line every few seconds otherwise (logs, notebooks). Counts reviews (labeling) or bytes (model
+//! downloads, `crate::llm::fetch`).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-/// Progress of one labeling run.
+/// What a [`Progress`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Reviews,
+    Bytes,
+}
+
+/// Progress of one labeling run (or one download).
 pub struct Progress {
     label: String,
+    unit: Unit,
     total: usize,
     done: usize,
     resumed: usize,
@@ -22,6 +31,7 @@ impl Progress {
     pub fn new(label: &str, total: usize, resumed: usize) -> Self {
         Self {
             label: label.to_string(),
+            unit: Unit::Reviews,
             total,
             done: resumed,
             resumed,
@@ -30,6 +40,12 @@ impl Progress {
             tty: std::io::stderr().is_terminal(),
             enabled: std::env::var_os("REVMOD_NO_PROGRESS").is_none(),
         }
+    }
+
+    /// Counts bytes (`total` of which `resumed` were already on disk): sizes and rates print as kB/MB/GB.
+    /// The first line comes after one redraw interval (small files print only their final line).
+    pub fn bytes(label: &str, total: usize, resumed: usize) -> Self {
+        Self { unit: Unit::Bytes, last: Some(Instant::now()), ..Self::new(label, total, resumed) }
     }
 
     /// Items per second in this session.
@@ -43,13 +59,11 @@ impl Progress {
         let pct = if self.total == 0 { 100.0 } else { 100.0 * self.done as f64 / self.total as f64 };
         let rate = self.rate();
         let eta = if rate > 0.0 { fmt_secs((self.total - self.done) as f64 / rate) } else { "?".into() };
-        format!(
-            "{}: {}/{} ({pct:5.1}%) {rate:.2} reviews/s, elapsed {}, ETA {eta}",
-            self.label,
-            self.done,
-            self.total,
-            fmt_secs(self.start.elapsed().as_secs_f64())
-        )
+        let (done, total, rate) = match self.unit {
+            Unit::Reviews => (self.done.to_string(), self.total.to_string(), format!("{rate:.2} reviews/s")),
+            Unit::Bytes => (fmt_bytes(self.done as f64), fmt_bytes(self.total as f64), format!("{}/s", fmt_bytes(rate))),
+        };
+        format!("{}: {done}/{total} ({pct:5.1}%) {rate}, elapsed {}, ETA {eta}", self.label, fmt_secs(self.start.elapsed().as_secs_f64()))
     }
 
     /// Records `k` more items done and redraws when due.
@@ -81,7 +95,28 @@ impl Progress {
     }
 }
 
+fn fmt_bytes(b: f64) -> String {
+    let (v, u) = if b >= 1e9 { (b / 1e9, "GB") } else if b >= 1e6 { (b / 1e6, "MB") } else if b >= 1e3 { (b / 1e3, "kB") } else { (b, "B") };
+    if u == "B" { format!("{v:.0} B") } else { format!("{v:.1} {u}") }
+}
+
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_progress_prints_sizes() {
+        let mut p = Progress::bytes("downloading model.safetensors", 24_000_000_000, 1_500_000_000);
+        p.done += 500_000_000;
+        let line = p.line();
+        assert!(line.starts_with("downloading model.safetensors: 2.0 GB/24.0 GB (  8.3%)"), "{line}");
+        assert!(line.contains("B/s"), "{line}");
+        let r = Progress::new("labeling", 10, 0).line();
+        assert!(r.contains("0/10") && r.contains("reviews/s"), "{r}");
+    }
 }

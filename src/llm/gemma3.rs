@@ -59,6 +59,13 @@ impl Embedding {
         })
     }
 
+    fn cols(&self) -> Result<usize> {
+        Ok(match self {
+            Embedding::Quantized(q) => q.shape().dims2()?.1,
+            Embedding::Dense(t) => t.dims2()?.1,
+        })
+    }
+
     fn rows(&self) -> Result<usize> {
         Ok(match self {
             Embedding::Quantized(q) => q.shape().dims2()?.0,
@@ -358,6 +365,26 @@ pub struct Gemma3Model {
     fast_decode: bool,
 }
 
+fn linear(ws: &mut dyn WeightSource, name: String, want: [usize; 2]) -> Result<Linear> {
+    Linear::new(checked_shape(&name, ws.linear(&name)?, want)?)
+}
+
+/// A projection's weights must be `want` ([out, in]) for the config; otherwise the config and the weights
+/// are of different models (a 1B config.json beside 270M weights, say).
+fn checked_shape(name: &str, m: QMatMul, want: [usize; 2]) -> Result<QMatMul> {
+    let got: Vec<usize> = match &m {
+        QMatMul::QTensor(q) => q.shape().dims().to_vec(),
+        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims().to_vec(),
+    };
+    if got != want {
+        bail!(
+            "tensor {name} is {got:?} but the config needs {want:?} (hidden_size, heads x head_dim, intermediate_size): \
+             the config and the weights belong to different models"
+        );
+    }
+    Ok(m)
+}
+
 fn inv_freq(base: f64, head_dim: usize, factor: f64) -> Vec<f32> {
     (0..head_dim / 2)
         .map(|i| (1.0 / base.powf(2.0 * i as f64 / head_dim as f64) / factor) as f32)
@@ -374,29 +401,36 @@ impl Gemma3Model {
         if rows == 0 {
             bail!("the token embedding is empty");
         }
+        if rows < cfg.vocab_size || embed.cols()? != cfg.hidden_size {
+            bail!(
+                "the token embedding is {rows} x {} but the config needs {} tokens x hidden_size {}: the config or the \
+                 tokenizer belongs to another model",
+                embed.cols()?,
+                cfg.vocab_size,
+                cfg.hidden_size
+            );
+        }
         let lm_head = embed.as_lm_head()?;
+        let (h, q, kv, inter) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim, cfg.intermediate_size);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("layers.{i}");
+            let qkv = vec![
+                linear(ws, format!("{p}.self_attn.q_proj"), [q, h])?,
+                linear(ws, format!("{p}.self_attn.k_proj"), [kv, h])?,
+                linear(ws, format!("{p}.self_attn.v_proj"), [kv, h])?,
+            ];
+            let o_proj = linear(ws, format!("{p}.self_attn.o_proj"), [h, q])?;
+            let gate_up = vec![linear(ws, format!("{p}.mlp.gate_proj"), [inter, h])?, linear(ws, format!("{p}.mlp.up_proj"), [inter, h])?];
+            let down = linear(ws, format!("{p}.mlp.down_proj"), [h, inter])?;
             let attn = Attention {
-                qkv: Projections::new(
-                    ["q_proj", "k_proj", "v_proj"]
-                        .iter()
-                        .map(|n| Linear::new(ws.linear(&format!("{p}.self_attn.{n}"))?))
-                        .collect::<Result<_>>()?,
-                )?,
-                o_proj: Linear::new(ws.linear(&format!("{p}.self_attn.o_proj"))?)?,
+                qkv: Projections::new(qkv)?,
+                o_proj,
                 q_norm: ws.norm(&format!("{p}.self_attn.q_norm"))?,
                 k_norm: ws.norm(&format!("{p}.self_attn.k_norm"))?,
                 sliding: cfg.is_sliding(i),
             };
-            let mlp = Mlp {
-                gate_up: Projections::new(vec![
-                    Linear::new(ws.linear(&format!("{p}.mlp.gate_proj"))?)?,
-                    Linear::new(ws.linear(&format!("{p}.mlp.up_proj"))?)?,
-                ])?,
-                down: Linear::new(ws.linear(&format!("{p}.mlp.down_proj"))?)?,
-            };
+            let mlp = Mlp { gate_up: Projections::new(gate_up)?, down };
             let input_norm = ws.norm(&format!("{p}.input_layernorm"))?;
             let post_attn_norm = ws.norm(&format!("{p}.post_attention_layernorm"))?;
             let pre_ff_norm = ws.norm(&format!("{p}.pre_feedforward_layernorm"))?;

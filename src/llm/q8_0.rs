@@ -250,7 +250,7 @@ impl Q8_0Matrix {
             let j0 = tasks.start * ROWS_PER_TASK;
             let j1 = (tasks.end * ROWS_PER_TASK).min(n);
             let out_ptr = &out_ptr;
-            let acts = Acts { m: a.m, k: a.k, qs: &a.qs, scales: &a.scales };
+            let acts = Acts { m: a.m, qs: &a.qs, scales: &a.scales };
             let a = &acts;
             // SAFETY: the CPU can run `path` (checked in `with_path`); these tasks write only columns j0..j1
             // of `out`.

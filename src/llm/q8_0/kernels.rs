@@ -15,10 +15,8 @@ pub const BLOCK_BYTES: usize = 2 + QK;
 
 /// Quantized activations: `m` rows of `k` signed bytes and one f32 scale per 32-value block.
 pub struct Acts<'a> {
-    /// Rows.
+    /// Rows (of `k` values, a multiple of [`QK`], given to the kernels beside).
     pub m: usize,
-    /// Values per row (a multiple of [`QK`]).
-    pub k: usize,
     /// `m * k` quantized values, row-major.
     pub qs: &'a [i8],
     /// `m * k / QK` block scales, row-major.

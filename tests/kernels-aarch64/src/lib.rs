@@ -119,7 +119,7 @@ mod tests {
         let shapes = [(37usize, 640usize, 1usize), (37, 640, 9), (64, 96, 4), (5, 32, 3), (2, 64, 2), (1, 32, 1), (11, 160, 6)];
         for (i, &(n, k, m)) in shapes.iter().enumerate() {
             let c = case(n, k, m, 7 + i as u64);
-            let acts = Acts { m, k, qs: &c.qs, scales: &c.xs };
+            let acts = Acts { m, qs: &c.qs, scales: &c.xs };
             let mut out = vec![f32::NAN; m * n];
             let split = n / 3;
             // SAFETY: the caller checked the CPU features; both calls write disjoint columns of `out`.

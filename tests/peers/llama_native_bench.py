@@ -20,8 +20,7 @@ def main():
     toks = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     # warm-up (as llama.cpp's server does), then count from zero
     llm.eval(toks[:2])
-    llm.reset()
-    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+    llm.reset()  # the next eval drops the cached positions from 0 on
     llama_cpp.llama_perf_context_reset(llm.ctx)
     llm.eval(toks)
     for _ in range(n_gen - 1):

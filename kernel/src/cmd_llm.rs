@@ -123,6 +123,10 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
                 "prefill_secs": r.prefill_secs, "decode_secs": r.decode_secs,
                 "prefill_tokens_per_sec": r.prefill_tokens_per_sec(), "decode_tokens_per_sec": r.decode_tokens_per_sec(),
                 "model": g.info().path.display().to_string(), "format": g.info().format, "load_secs": g.info().load_secs,
+                "weight_types": g.info().weight_types,
+                // which product kernels ran, and on what CPU: a speed figure always comes with its path
+                "kernel": llm::cpu::kernel_path().name(), "candle_kquant_level": llm::cpu::candle_kquant_level(),
+                "cpu_features": llm::cpu::features(),
             })
         );
     } else {

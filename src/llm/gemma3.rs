@@ -12,7 +12,7 @@
 //! filled in place (`slice_set`) and grown by doubling, so a decode step copies only the new token.
 //!
 //! Speed on CPU (the 270M Q4_K_M against llama.cpp, `scripts/bench-llm`): Q8_0 weights (and Q5_0, re-encoded)
-//! go through our tiled VNNI product ([`super::q8_0`]), stacked per input (q/k/v, gate/up); GELU*up is one
+//! go through our tiled product ([`super::q8_0`]: AVX-512 VNNI, AVX2 or NEON, [`super::cpu`] picks), stacked per input (q/k/v, gate/up); GELU*up is one
 //! vectorized pass ([`super::ops`]); prompts run as candle tensor ops, while a single token (decode) runs
 //! through [`Gemma3Model::forward`]'s steps on plain vectors between the products (`decode_row`), which
 //! removes ~30 small tensor ops per layer. `set_fast_decode(false)` keeps the tensor-op path for checks.
@@ -42,6 +42,8 @@ pub enum Embedding {
     Quantized(Arc<QTensor>),
     /// A dense f32 matrix.
     Dense(Tensor),
+    /// A Q8_0 matrix in our tiled layout, shared with the tied LM head (so its bytes are held once).
+    Tiled(Arc<super::q8_0::Q8_0Matrix>),
 }
 
 impl Embedding {
@@ -49,20 +51,32 @@ impl Embedding {
         Ok(match self {
             Embedding::Quantized(q) => q.embedding(ids)?,
             Embedding::Dense(t) => t.index_select(ids, 0)?,
+            Embedding::Tiled(m) => {
+                let list: Vec<u32> = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?;
+                let mut v = Vec::with_capacity(list.len() * m.cols());
+                for &i in &list {
+                    v.extend(m.row_values(i as usize)?);
+                }
+                let mut shape = ids.dims().to_vec();
+                shape.push(m.cols());
+                Tensor::from_vec(v, shape, ids.device())?
+            }
         })
     }
 
     fn as_lm_head(&self) -> Result<Linear> {
-        Linear::new(match self {
-            Embedding::Quantized(q) => QMatMul::QTensor(q.clone()),
-            Embedding::Dense(t) => QMatMul::Tensor(t.clone()),
-        })
+        match self {
+            Embedding::Quantized(q) => Linear::new(QMatMul::QTensor(q.clone())),
+            Embedding::Dense(t) => Linear::new(QMatMul::Tensor(t.clone())),
+            Embedding::Tiled(m) => Ok(Linear::Q8_0(m.clone())),
+        }
     }
 
     fn cols(&self) -> Result<usize> {
         Ok(match self {
             Embedding::Quantized(q) => q.shape().dims2()?.1,
             Embedding::Dense(t) => t.dims2()?.1,
+            Embedding::Tiled(m) => m.cols(),
         })
     }
 
@@ -70,22 +84,36 @@ impl Embedding {
         Ok(match self {
             Embedding::Quantized(q) => q.shape().dims2()?.0,
             Embedding::Dense(t) => t.dims2()?.0,
+            Embedding::Tiled(m) => m.rows(),
         })
+    }
+
+    /// The embedding and the tied LM head. When the head is a re-laid Q8_0 matrix, the embedding reads its
+    /// rows from it (the same values: [`super::q8_0::Q8_0Matrix::row_values`]) and the original tensor is
+    /// dropped, so the 270M's 178 MB table is not held twice.
+    fn with_lm_head(self) -> Result<(Embedding, Linear)> {
+        let head = self.as_lm_head()?;
+        if let (Embedding::Quantized(_), Linear::Q8_0(m)) = (&self, &head) {
+            if m.is_relaid() {
+                return Ok((Embedding::Tiled(m.clone()), head));
+            }
+        }
+        Ok((self, head))
     }
 }
 
-/// A projection: candle's `QMatMul`, or for Q8_0 weights on a CPU with AVX-512 VNNI our tiled kernel
-/// ([`super::q8_0`]), which gives candle's results bit for bit, faster.
+/// A projection: candle's `QMatMul`, or for Q8_0 weights on a CPU with a tiled path (AVX-512 VNNI, AVX2,
+/// NEON) our tiled kernel ([`super::q8_0`]), which gives candle's results bit for bit on x86, faster.
 enum Linear {
     Candle(QMatMul),
-    Q8_0(super::q8_0::Q8_0Matrix),
+    Q8_0(Arc<super::q8_0::Q8_0Matrix>),
 }
 
 impl Linear {
     fn new(m: QMatMul) -> Result<Self> {
         if let QMatMul::QTensor(q) = &m {
             if let Some(t) = super::q8_0::Q8_0Matrix::new(q)? {
-                return Ok(Linear::Q8_0(t));
+                return Ok(Linear::Q8_0(Arc::new(t)));
             }
         }
         Ok(Linear::Candle(m))
@@ -117,7 +145,7 @@ enum Projections {
 impl Projections {
     fn new(parts: Vec<Linear>) -> Result<Self> {
         let tiled: Vec<&super::q8_0::Q8_0Matrix> =
-            parts.iter().filter_map(|p| if let Linear::Q8_0(m) = p { Some(m) } else { None }).collect();
+            parts.iter().filter_map(|p| if let Linear::Q8_0(m) = p { Some(&**m) } else { None }).collect();
         if tiled.len() == parts.len() && tiled.windows(2).all(|w| w[0].cols() == w[1].cols()) {
             let rows = tiled.iter().map(|m| m.rows()).collect();
             return Ok(Projections::Stacked(super::q8_0::Q8_0Matrix::stack(&tiled)?, rows));
@@ -410,7 +438,7 @@ impl Gemma3Model {
                 cfg.hidden_size
             );
         }
-        let lm_head = embed.as_lm_head()?;
+        let (embed, lm_head) = embed.with_lm_head()?;
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim, cfg.intermediate_size);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {

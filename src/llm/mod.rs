@@ -42,6 +42,7 @@
 pub mod chat;
 pub mod check;
 pub mod config;
+pub mod cpu;
 pub mod embedded;
 pub mod fetch;
 pub mod gemma3;

@@ -11,7 +11,8 @@ Subcommands (all print one JSON document on stdout; llama.cpp's log goes to stde
   greedy MODEL IN.json K N     IN.json: list of prompts -> per prompt the N greedy tokens and, per position,
                                the top-K (id, logprob) of llama.cpp
   bench MODEL THREADS PROMPT.txt GEN_TOKENS
-                               prefill and decode tokens/s of llama.cpp (its own timings), one run
+                               prefill and decode tokens/s of llama.cpp (its own timings), one run, with
+                               llama.cpp's system info (the CPU features its build uses)
   serve MODEL PORT             an OpenAI-compatible llama.cpp server on 127.0.0.1:PORT until killed
 """
 import csv
@@ -139,8 +140,11 @@ def main():
         srv = server(model, threads=threads)
         r = srv.handle_completions({"prompt": prompt, "n_predict": n_gen, "temperature": 0, "ignore_eos": True, "cache_prompt": False})
         t = r["timings"]
+        import xllamacpp as xlc
+
         json.dump({"prefill_tokens": t["prompt_n"], "prefill_tok_s": t["prompt_per_second"],
-                   "decode_tokens": t["predicted_n"], "decode_tok_s": t["predicted_per_second"]}, sys.stdout)
+                   "decode_tokens": t["predicted_n"], "decode_tok_s": t["predicted_per_second"],
+                   "system_info": xlc.get_system_info().strip()}, sys.stdout)
     elif cmd == "serve":
         srv = server(sys.argv[2], port=int(sys.argv[3]))
         print(json.dumps({"listening": srv.listening_address}), flush=True)

@@ -40,7 +40,6 @@ pub mod text;
 pub mod linear;
 pub mod mem;
 pub mod output;
-pub mod interrupt;
 pub mod train;
 pub mod eval;
 pub mod score;

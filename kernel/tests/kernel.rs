@@ -29,7 +29,7 @@ fn install(prefix: &Path, extra: &[&str]) -> std::process::Output {
 #[test]
 fn install_writes_a_complete_kernelspec() {
     let prefix = tmp("install");
-    let o = install(&prefix, &["--name", "revmod-test", "--no-build"]);
+    let o = install(&prefix, &["--name", "revmod-test"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dir = prefix.join("share/jupyter/kernels/revmod-test");
     let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
@@ -91,40 +91,4 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
     assert!(v["html_tables"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["svgs"].as_u64().unwrap() >= 1, "{v}");
     eprintln!("kernel test: {v}");
-}
-
-/// Issue 20, as a student uses JupyterLab: a real JupyterLab server (PyPI jupyterlab) and Debian's
-/// chromium driven by playwright through JupyterLab's menus (tests/peers/jupyterlab_browser.py): Run All
-/// renders the table and the SVG and stops at a panicking cell; Restart Kernel and Run All Cells comes
-/// back within the budget; a second notebook runs at the same time; Kernel > Interrupt stops a labeling
-/// cell, keeps its parts, and a re-run resumes. Screenshots: target/tmp/kernel/lab/out/*.png.
-#[test]
-fn jupyterlab_in_chromium_runs_restarts_and_interrupts() {
-    let prefix = tmp("lab");
-    let o = install(&prefix, &["--name", "revmod-lab"]);
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/jupyterlab_browser.py");
-    let out = prefix.join("out");
-    let o = Command::new(py)
-        .arg(script)
-        .arg(&prefix)
-        .arg("revmod-lab")
-        .arg(&out)
-        .args(["--budget", "60"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{stdout}\n{}\n(server log, screenshots: {})",
-        String::from_utf8_lossy(&o.stderr),
-        out.display()
-    );
-    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).expect("summary line");
-    let v: Value = serde_json::from_str(last).unwrap();
-    assert!(v["restart_first_result_s"].as_f64().unwrap() <= 60.0, "{v}");
-    assert!(v["interrupt_s"].as_f64().unwrap() <= 60.0, "{v}");
-    assert!(out.join("restart-run-all.png").exists() && out.join("interrupt.png").exists());
-    eprintln!("jupyterlab test: {v}");
 }

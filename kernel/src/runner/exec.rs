@@ -18,32 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One raw line from the evaluation process.
-#[derive(Debug, Clone)]
-pub enum Line {
-    /// A line on stdout (including the proxy's event and display lines).
+#[derive(Debug)]
+enum Line {
     Out(String),
-    /// A line on stderr.
     Err(String),
 }
-
-impl Line {
-    /// True for the proxy's bookkeeping lines (events, display copies) and evcxr's display
-    /// framing, which are not printed output.
-    pub fn is_protocol(&self) -> bool {
-        match self {
-            Line::Out(l) => {
-                l.starts_with(EVENT_PREFIX)
-                    || l.starts_with(DISPLAY_PREFIX)
-                    || l.starts_with("EVCXR_")
-            }
-            Line::Err(_) => false,
-        }
-    }
-}
-
-/// Where a session copies its output lines as they arrive (the Jupyter kernel streams them to
-/// the cell while it runs; the headless runner only records them).
-pub type Tap = crossbeam_channel::Sender<Line>;
 
 /// A live evcxr session with its evaluation process.
 pub struct Session {
@@ -87,59 +66,16 @@ fn take_slot(root: &Path) -> Result<(PathBuf, SlotLock)> {
             .write(true)
             .open(dir.join(".revmod-lock"))?;
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            if !dir.join("target").exists() {
-                seed_slot(root, &dir);
-            }
             return Ok((dir, SlotLock(f)));
         }
     }
     Err(anyhow!("all 64 evcxr build slots under {} are in use", root.display()))
 }
 
-/// Seeds a fresh slot with a copy of a warm one's `target` folder and `Cargo.lock`, so a second
-/// notebook (or a run beside a kernel) does not compile the support crate again: cargo finds its
-/// outputs fresh (its fingerprints hold paths relative to the target folder, the slots are siblings
-/// so the relative path to the support crate is the same, and it moves build-script output folders).
-/// Best effort: on any failure the slot starts empty, as before.
-fn seed_slot(root: &Path, dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
-    let mut warm: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p != dir && p.join("target").is_dir() && p.join("Cargo.lock").is_file())
-        .collect();
-    warm.sort();
-    let Some(src) = warm.first() else { return };
-    let tmp = dir.join("target.seeding");
-    let _ = std::fs::remove_dir_all(&tmp);
-    let t = Instant::now();
-    let ok = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto"])
-        .arg(src.join("target"))
-        .arg(&tmp)
-        .status()
-        .is_ok_and(|s| s.success())
-        && std::fs::copy(src.join("Cargo.lock"), dir.join("Cargo.lock")).is_ok()
-        && std::fs::rename(&tmp, dir.join("target")).is_ok();
-    if ok {
-        eprintln!("revmod: seeded build folder {} from {} in {:.1} s", dir.display(), src.display(), t.elapsed().as_secs_f64());
-    } else {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-}
-
 impl Session {
     /// Starts evcxr with the notebook's folder as working directory, loading the user's evcxr
     /// configuration (`init.evcxr`, `prelude.rs`) as the Jupyter kernel does.
     pub fn start(notebook_dir: &Path, build_root: &Path) -> Result<Session> {
-        let mut s = Session::start_bare(notebook_dir, build_root, None)?;
-        s.load_config()?;
-        Ok(s)
-    }
-
-    /// Starts evcxr without the user's configuration (fast: no `:dep` build yet); `tap`, when
-    /// given, receives every output line as it arrives. Call [`Session::load_config`] next.
-    pub fn start_bare(notebook_dir: &Path, build_root: &Path, tap: Option<Tap>) -> Result<Session> {
         let (build_dir, slot) = take_slot(build_root)?;
         // evcxr reads its build folder from the environment when it starts; the working folder
         // is inherited by the evaluation process, so relative `:dep` and data paths resolve
@@ -152,54 +88,18 @@ impl Session {
         let (eval, outputs) = evcxr::EvalContext::with_subprocess_command(proxy)
             .map_err(|e| anyhow!("starting evcxr: {e}"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
-        spawn_drain(outputs.stdout, lines.clone(), Line::Out, tap.clone());
-        spawn_drain(outputs.stderr, lines.clone(), Line::Err, tap.clone());
+        spawn_drain(outputs.stdout, lines.clone(), Line::Out);
+        spawn_drain(outputs.stderr, lines.clone(), Line::Err);
         let mut ctx = evcxr::CommandContext::with_eval_context(eval);
         // evcxr's compiled-dependency cache (keyed on the rustc command line with the build folder
         // abstracted away) lets every build slot, the Jupyter kernel and later runs share one
         // compile of each dependency (polars...). Size in MiB; REVMOD_EVCXR_CACHE_MB=0 turns it off.
         let cache_mb = std::env::var("REVMOD_EVCXR_CACHE_MB").unwrap_or_else(|_| "4096".into());
         ctx.execute(&format!(":cache {cache_mb}")).map_err(|e| anyhow!("turning on evcxr's cache: {e}"))?;
+        ctx.execute(":load_config --quiet").map_err(|e| anyhow!("loading evcxr config: {e}"))?;
         let s = Session { ctx, lines, _slot: slot, build_dir };
         s.take_lines();
         Ok(s)
-    }
-
-    /// Runs the user's evcxr configuration (`init.evcxr`: `:dep revmod`, then `prelude.rs`) from
-    /// `EVCXR_CONFIG_DIR`: this is where the support crate is built or loaded.
-    pub fn load_config(&mut self) -> Result<()> {
-        let r = self.ctx.execute(":load_config --quiet");
-        let lines = self.take_lines();
-        r.map_err(|e| {
-            let stderr: Vec<&str> =
-                lines.iter().filter_map(|l| if let Line::Err(s) = l { Some(s.as_str()) } else { None }).collect();
-            let tail = stderr[stderr.len().saturating_sub(20)..].join("\n");
-            anyhow!("loading evcxr config (init.evcxr, prelude.rs): {e}\n{tail}")
-        })?;
-        Ok(())
-    }
-
-    /// The evaluation process (our proxy); evcxr swaps the child inside when it restarts it.
-    pub fn process_handle(&self) -> Arc<Mutex<std::process::Child>> {
-        self.ctx.process_handle()
-    }
-
-    /// The cell line a panic location (`src/lib.rs:L:C` of evcxr's generated crate) points to:
-    /// 1-based line number in `source` and its text, when the generated line is found in the cell.
-    pub fn panic_cell_line(&self, panic: &str, source: &str) -> Option<(usize, String)> {
-        let loc = panic.split("panicked at ").nth(1)?;
-        let rest = loc.strip_prefix("src/lib.rs:")?;
-        let line: usize = rest.split(':').next()?.parse().ok()?;
-        let generated = std::fs::read_to_string(self.build_dir.join("src/lib.rs")).ok()?;
-        let text = generated.lines().nth(line.checked_sub(1)?)?.trim();
-        if text.is_empty() {
-            return None;
-        }
-        source
-            .lines()
-            .enumerate()
-            .find(|(_, l)| l.trim() == text)
-            .map(|(i, l)| (i + 1, l.trim().to_owned()))
     }
 
     fn take_lines(&self) -> Vec<Line> {
@@ -313,18 +213,11 @@ fn spawn_drain(
     rx: crossbeam_channel::Receiver<String>,
     lines: Arc<Mutex<Vec<Line>>>,
     wrap: fn(String) -> Line,
-    tap: Option<Tap>,
 ) {
     std::thread::spawn(move || loop {
         let mut guard = lines.lock().unwrap();
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(l) => {
-                let line = wrap(l);
-                if let Some(t) = &tap {
-                    let _ = t.send(line.clone());
-                }
-                guard.push(line)
-            }
+            Ok(l) => guard.push(wrap(l)),
             Err(e) if e.is_timeout() => {
                 drop(guard);
                 std::thread::sleep(Duration::from_millis(1));
@@ -341,7 +234,7 @@ fn compile_message(e: &evcxr::CompilationError) -> String {
 
 /// Kills the cargo builds this process started (children named `cargo`), so a timeout during a
 /// long `:dep` build does not leave it running.
-pub fn kill_child_builds() {
+fn kill_child_builds() {
     let me = std::process::id().to_string();
     let Ok(dir) = std::fs::read_dir("/proc") else { return };
     for entry in dir.flatten() {

@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 const N_LABEL: usize = 300;
 const PART_SIZE: usize = 100;
 
-fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+#[path = "h1_support/mod.rs"]
+mod h1_support;
+use h1_support::python;
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("revmod-test-{name}-{}", std::process::id()));

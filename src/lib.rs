@@ -22,7 +22,8 @@
 //! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. Two support
 //! modules serve several steps: [`mem`], the huge-page tables that scoring's random lookups need, and
 //! [`output`], the one writer of every parquet and CSV file (readable by pandas, pyarrow, DuckDB and
-//! polars; `docs/outputs.md` lists the files).
+//! polars; `docs/outputs.md` lists the files), which writes every file atomically. [`rng`] is the one seeded
+//! random number generator.
 //!
 //! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
 //! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.
@@ -40,6 +41,7 @@ pub mod text;
 pub mod linear;
 pub mod mem;
 pub mod output;
+pub mod rng;
 pub mod train;
 pub mod eval;
 pub mod score;

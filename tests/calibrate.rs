@@ -1,54 +1,19 @@
 //! Step 12 guard behaviour on real-ish validation scores of real review texts: 0, 1 and 5 positives,
 //! the flag-rate rule, the guard switched off (the seed's behaviour), and the loud report.
 
-use std::collections::HashMap;
 
 use polars::prelude::*;
 use revmod::eval::{calibrate_label, pr_curve, CalibrateParams, Counts};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
-
-fn reviews(part: &str) -> Vec<(String, bool)> {
-    let path = format!("{DATA}/{part}");
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.clone().into()))
-        .unwrap()
-        .finish()
-        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let text = df.column("text").unwrap().str().unwrap().clone();
-    let lab = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
-    text.iter()
-        .zip(lab.i64().unwrap().iter())
-        .filter_map(|(t, l)| Some((t?.to_string(), l? == 0)))
-        .collect()
-}
-
-fn words(t: &str) -> Vec<String> {
-    t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_string).collect()
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{nb_scores, violations};
 
 /// Real-ish probabilities of "policy violation": smoothed word log-odds fit on part1, applied to part2.
 fn scored_part2() -> (Vec<bool>, Vec<f64>) {
-    let train = reviews("part1.csv");
-    let test = reviews("part2.csv");
-    let mut pos: HashMap<String, f64> = HashMap::new();
-    let mut neg: HashMap<String, f64> = HashMap::new();
-    for (t, y) in &train {
-        for w in words(t) {
-            *(if *y { &mut pos } else { &mut neg }).entry(w).or_default() += 1.0;
-        }
-    }
-    let s = test
-        .iter()
-        .map(|(t, _)| {
-            let mut z = -2.0;
-            for w in words(t) {
-                z += ((pos.get(&w).unwrap_or(&0.0) + 1.0) / (neg.get(&w).unwrap_or(&0.0) + 1.0)).ln() * 0.05;
-            }
-            1.0 / (1.0 + (-z).exp())
-        })
-        .collect();
+    let train = violations("part1.csv");
+    let test = violations("part2.csv");
+    let s = nb_scores(&train, &test, Some(-2.0));
     (test.iter().map(|x| x.1).collect(), s)
 }
 
@@ -138,13 +103,11 @@ fn five_positives_pass_the_count_rule_and_meet_the_flag_rate_rule() {
     assert!(c2.updated && c2.guard_reason.is_none());
 }
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
 
 /// A baseline trained like the seed on 6,000 real reviews with derived labels (`spam` kept rare: a
 /// handful of validation positives, the seed's situation), plus the split frame.
 fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
-    h1_support::trained_baseline(6000, 1500)
+    support::trained_baseline(6000, 1500)
 }
 
 #[test]
@@ -193,7 +156,7 @@ fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     assert!(charts.iter().all(|c| std::fs::read_to_string(c).unwrap().starts_with("<svg")));
 
     // The seed's cautionary tale, measured: flag rates on reviews the model never saw.
-    let unseen: Vec<String> = h1_support::reviews(12000)[6000..].iter().map(|r| r.text.clone()).collect();
+    let unseen: Vec<String> = support::reviews(12000)[6000..].iter().map(|r| r.text.clone()).collect();
     let refs: Vec<&str> = unseen.iter().map(String::as_str).collect();
     let pu = model.predict_proba(&refs);
     for (j, l) in on.labels.iter().enumerate() {

@@ -86,16 +86,6 @@ fn spawn_child(ckpt: &Path, reviews: &Path, meta: &Path) -> std::process::Child 
         .unwrap()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
     let root = tmp_dir("kill");
@@ -109,13 +99,13 @@ fn kill_9_at_random_instants_loses_and_duplicates_nothing() {
     assert_eq!(reference.height(), N);
 
     let trials = 30;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = revmod::rng::SplitMix64(0x9e37_79b9_7f4a_7c15);
     let mut kills = 0;
     let mut parts_seen_at_kill = Vec::new();
     for trial in 0..trials {
         let ckpt = root.join(format!("t{trial}/labels_ckpt"));
-        for _ in 0..(1 + rng.next() % 3) {
-            let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 + 1));
+        for _ in 0..(1 + rng.next_u64() % 3) {
+            let delay = Duration::from_micros(rng.next_u64() % (full.as_micros() as u64 + 1));
             let mut child = spawn_child(&ckpt, &reviews, &meta);
             std::thread::sleep(delay);
             if child.try_wait().unwrap().is_none() {

@@ -1,7 +1,7 @@
 //! The logistic regression, both solvers (dual coordinate descent, trust region), against linfa-logistic
 //! (small dense data) and against scikit-learn's liblinear (real TF-IDF matrices, tests/peers/sklearn_baseline.py).
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use linfa::traits::{Fit, Predict};
@@ -11,17 +11,17 @@ use revmod::linear::dual::{solve, DualSolver};
 use revmod::linear::{ClassWeight, DualRows, LogRegModel, LogRegParams, Solver};
 use revmod::text::{CsrMatrix, TextFeaturesParams, TfidfParams};
 use serde_json::json;
-use support::{derived_labels, peer, reviews, Rng};
+use support::{derived_labels, peer, reviews, SplitMix64};
 
 /// Dense data from a known logistic model; `true` is the majority class (linfa-logistic calls the
 /// larger class positive).
 fn dense_data(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array1<bool>) {
-    let mut rng = Rng(seed);
-    let w: Vec<f64> = (0..d).map(|_| rng.unif() * 2.0 - 1.0).collect();
-    let x = Array2::from_shape_fn((n, d), |_| rng.unif() * 2.0 - 1.0);
+    let mut rng = SplitMix64(seed);
+    let w: Vec<f64> = (0..d).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+    let x = Array2::from_shape_fn((n, d), |_| rng.next_f64() * 2.0 - 1.0);
     let y = Array1::from_iter(x.outer_iter().map(|r| {
         let z: f64 = 0.6 + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
-        rng.unif() < 1.0 / (1.0 + (-z).exp())
+        rng.next_f64() < 1.0 / (1.0 + (-z).exp())
     }));
     assert!(y.iter().filter(|&&b| b).count() * 2 > n);
     (x, y)
@@ -124,7 +124,7 @@ fn duplicated_rows() -> (CsrMatrix, Vec<Vec<bool>>, usize) {
     let revs = reviews(900);
     let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
     let (_, x) = TfidfParams::seed_word().fit_transform(&texts).unwrap();
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64(7);
     let (mut idx, mut ys) = (Vec::new(), vec![Vec::new(), Vec::new()]);
     for i in 0..x.n_rows {
         let rel = derived_labels(&revs[i], i, 0)[0];

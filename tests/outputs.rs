@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 const N_LABEL: usize = 300;
 const PART_SIZE: usize = 100;
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
-use h1_support::python;
+#[path = "support/mod.rs"]
+mod support;
+use support::python;
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("revmod-test-{name}-{}", std::process::id()));
@@ -317,12 +317,7 @@ fn csv_writes_nested_columns_as_json_text_and_leaves_no_temporary_file() {
     let path = dir.join("t.csv");
     write_csv(&df, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let back = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.clone()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let back = support::read_csv(&path);
     assert_eq!(back.height(), 2, "{text}");
     let pics_back: Vec<Option<&str>> = back.column("pics").unwrap().str().unwrap().iter().collect();
     assert_eq!(serde_json::from_str::<Value>(pics_back[0].unwrap()).unwrap(), json!(["a.jpg", "b \"q\".jpg"]));

@@ -6,22 +6,17 @@ use std::io::Write;
 
 use ndarray::Array2;
 use polars::prelude::*;
+#[path = "support/mod.rs"]
+mod support;
+
 use revmod::labels::{Scorer, LABELS};
 use revmod::score::{
     examples_per_label, label_distribution, label_examples, score_all, score_files, score_stream, ScoreFiles,
     ScoreParams,
 };
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
-
 fn texts(part: &str) -> Vec<Option<String>> {
-    let path = format!("{DATA}/{part}");
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.into()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let df = support::read_csv(&std::path::Path::new(support::REVIEWS_40K).join(part));
     df.column("text").unwrap().str().unwrap().iter().map(|t| t.map(str::to_string)).collect()
 }
 
@@ -189,13 +184,11 @@ fn score_files_streams_json_lines_to_parquet_with_bad_lines_reported() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
 
 #[test]
 fn streaming_equals_in_memory_equals_row_by_row_trained_baseline() {
-    let reviews = h1_support::reviews(4000);
-    let labeled = h1_support::labeled_frame(&reviews, 1000);
+    let reviews = support::reviews(4000);
+    let labeled = support::labeled_frame(&reviews, 1000);
     let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
     let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
     // Score reviews the model never saw.

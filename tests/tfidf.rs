@@ -1,7 +1,7 @@
 //! TF-IDF parity with scikit-learn's TfidfVectorizer (tests/peers/sklearn_tfidf.py) on real review
 //! texts and on texts built to hit the Unicode corners (combining marks, Python-only whitespace).
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use revmod::text::analyzer::{is_py_space, is_py_word};

@@ -2,7 +2,7 @@
 //! scikit-learn pipeline (tests/peers/sklearn_baseline.py), artifacts that load back scoring
 //! identically and that Python reads, and labels with few or no positives.
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use std::sync::OnceLock;

@@ -9,6 +9,8 @@
 //! positives), the guard falls back to `fallback_threshold` (0.5). `guard: false` reproduces the seed (the
 //! verdict is still reported).
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use polars::prelude::{df, DataFrame};
 
@@ -430,7 +432,7 @@ impl Calibration {
         }
         obj.insert("calibration".into(), self.records());
         let text = serde_json::to_string_pretty(&v)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        crate::output::write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
     }
 }
 

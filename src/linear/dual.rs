@@ -39,6 +39,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use crate::rng::SplitMix64;
 use crate::mem::{prefetch, HugeVec};
 use crate::text::csr::fill_rows_par;
 use crate::text::CsrMatrix;
@@ -448,7 +449,7 @@ pub struct DualSolver<'a> {
     w: Vec<f64>,
     var: Vec<Var>,
     index: Vec<usize>,
-    rng: u64,
+    rng: SplitMix64,
     innereps: f64,
     res: DualResult,
     /// `ln(gmax)` of each epoch so far.
@@ -473,7 +474,7 @@ impl<'a> DualSolver<'a> {
         }
         let index = Vec::with_capacity(entries.iter().map(|e| e.copies as usize).sum());
         let res = DualResult { epochs: 0, gmax: f64::INFINITY, converged: false };
-        DualSolver { rows, entries, bias, eps, max_epochs, w, var, index, rng: seed, innereps: 1e-2, res, log_gmax: Vec::new() }
+        DualSolver { rows, entries, bias, eps, max_epochs, w, var, index, rng: SplitMix64::new(seed), innereps: 1e-2, res, log_gmax: Vec::new() }
     }
 
     /// True once converged or out of epochs.
@@ -515,10 +516,7 @@ impl<'a> DualSolver<'a> {
             index.extend(std::iter::repeat_n(i, visits(e.copies, var[i].alpha[0] / e.c)));
         }
         let l = index.len();
-        for i in 0..l {
-            let j = i + (splitmix(&mut self.rng) % (l - i) as u64) as usize;
-            index.swap(i, j);
-        }
+        self.rng.shuffle_prefix(index, l);
         let mut newton_iter = 0;
         let mut gmax = 0f64;
         for (k, &i) in index.iter().enumerate() {
@@ -604,15 +602,6 @@ fn axpy(rows: &DualRows, bias: f64, w: &mut [f64], r: &Span, a: f64) {
     if bias != 0.0 {
         w[rows.n_cols] += a * bias;
     }
-}
-
-/// The next number of a SplitMix64 sequence.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// One dual variable as [`solve`] keeps it: `alpha_i` and `C_i - alpha_i`, `x_i . x_i` (with the

@@ -43,6 +43,16 @@ impl Default for SampleParams {
     }
 }
 
+impl SampleParams {
+    /// Checks the parameters before any work ([`crate::params`]): `businesses`, when given, at least 1.
+    pub fn check(&self) -> Result<&Self, crate::params::ParamError> {
+        if let Some(b) = self.businesses {
+            crate::params::nonzero("businesses", b)?;
+        }
+        Ok(self)
+    }
+}
+
 /// The kind of text a generated review carries (what a good labeler should find).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -508,9 +518,10 @@ fn review_chunk(ci: usize, n: usize, malformed_at: &[usize], p: &SampleParams, b
 /// Fast enough for benchmarks (1M reviews in seconds, generated in parallel chunks); the output is the
 /// same for the same parameters whatever the number of threads.
 pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSummary> {
+    p.check()?;
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let n_biz = p.businesses.unwrap_or((p.reviews / 40).max(30)).max(1);
+    let n_biz = p.businesses.unwrap_or((p.reviews / 40).max(30));
     let biz = businesses(n_biz, p.seed);
     let mut r = Rng::new(p.seed ^ 0x3E7A);
     let orphan_ids: Vec<String> = (0..8).map(|_| format!("0x{}:0x{}", hex16(&mut r), hex16(&mut r))).collect();

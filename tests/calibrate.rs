@@ -1,9 +1,7 @@
 //! Step 12 guard behaviour on real-ish validation scores of real review texts: 0, 1 and 5 positives,
 //! the flag-rate rule, the guard switched off (the seed's behaviour), and the loud report.
 
-
-use polars::prelude::*;
-use revmod::eval::{calibrate_label, pr_curve, CalibrateParams, Counts};
+use revmod::eval::{calibrate_label, pr_curve, CalibrateParams, Counts, Decision, GuardObjection};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -35,38 +33,38 @@ fn zero_positives_keeps_the_old_threshold_and_guard_off_flags_everything() {
     let (y, s) = val_set(0, true);
     let on = CalibrateParams::default();
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &on).unwrap();
-    assert!(!c.updated);
+    assert!(!c.decision.updated());
     assert_eq!(c.new_threshold, 0.5);
     assert_eq!(c.positives, 0);
-    assert!(c.guard_reason.as_deref().unwrap().contains("only 0 validation positive"), "{c:?}");
+    assert!(matches!(c.decision, Decision::Kept(GuardObjection::FewPositives { positives: 0, min_positives: 5, .. })), "{c:?}");
     assert_eq!(c.status(), "KEPT (guard)");
     // The seed's behaviour: with no positive, F1 is 0 everywhere and argmax picks the lowest score,
     // which flags every row.
     let off = CalibrateParams { guard: false, ..CalibrateParams::default() };
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &off).unwrap();
-    assert!(c.updated);
+    assert!(c.decision.updated());
     let min = s.iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(c.new_threshold, min);
     assert_eq!(c.best_flag_rate, 1.0);
     assert_eq!(c.status(), "UPDATED DESPITE GUARD (guard off)");
-    assert!(c.guard_reason.is_some(), "the verdict is still reported with the guard off");
+    assert!(matches!(c.decision, Decision::UpdatedDespiteGuard(GuardObjection::FewPositives { positives: 0, .. })), "the verdict is still reported with the guard off");
 }
 
 #[test]
 fn one_positive_keeps_the_old_threshold_guard_off_takes_argmax_f1() {
     let (y, s) = val_set(1, false);
     let (c, _) = calibrate_label("spam", &y, &s, 0.3, &CalibrateParams::default()).unwrap();
-    assert!(!c.updated && c.positives == 1);
-    assert!(c.guard_reason.as_deref().unwrap().contains("only 1 validation positive"));
+    assert!(!c.decision.updated() && c.positives == 1);
+    assert!(matches!(c.decision.objection(), Some(GuardObjection::FewPositives { positives: 1, .. })), "{c:?}");
     // the previous threshold is kept when it flags no more than 3x the base rate, else the fallback 0.5
     let old_ok = c.old_flag_rate <= 3.0 * c.base_rate;
-    assert_eq!(c.fell_back, !old_ok, "{c:?}");
+    assert_eq!(matches!(c.decision, Decision::FellBack(_)), !old_ok, "{c:?}");
     assert_eq!(c.new_threshold, if old_ok { 0.3 } else { 0.5 });
     // a previous threshold below every score flags every row: never kept, the fallback replaces it
     let low = s.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
     let (c, _) = calibrate_label("spam", &y, &s, low, &CalibrateParams::default()).unwrap();
     assert_eq!(c.old_flag_rate, 1.0);
-    assert!(c.fell_back && c.new_threshold == 0.5 && c.status() == "FALLBACK (guard)", "{c:?}");
+    assert!(matches!(c.decision, Decision::FellBack(_)) && c.new_threshold == 0.5 && c.status() == "FALLBACK (guard)", "{c:?}");
     let off = CalibrateParams { guard: false, ..CalibrateParams::default() };
     let (c, curve) = calibrate_label("spam", &y, &s, 0.3, &off).unwrap();
     assert_eq!(c.new_threshold, pr_curve(&y, &s).unwrap().best_f1().threshold);
@@ -84,23 +82,23 @@ fn five_positives_pass_the_count_rule_and_meet_the_flag_rate_rule() {
     let flag = Counts::at_threshold(&y, &s, c.best.threshold).unwrap().flag_rate();
     assert_eq!(c.best_flag_rate, flag);
     assert_eq!(c.positives, 5);
-    assert_eq!(c.updated, flag <= 3.0 * c.base_rate, "{c:?}");
-    assert!(c.updated, "top-scored positives should calibrate: {c:?}");
+    assert_eq!(c.decision.updated(), flag <= 3.0 * c.base_rate, "{c:?}");
+    assert_eq!(c.decision, Decision::Updated, "top-scored positives should calibrate: {c:?}");
     assert_eq!(c.new_threshold, c.best.threshold);
     // The same five with min_positives 6: kept by the count rule.
     let strict = CalibrateParams { min_positives: 6, ..CalibrateParams::default() };
     let (c6, _) = calibrate_label("ads", &y, &s, 0.5, &strict).unwrap();
-    assert!(!c6.updated && c6.guard_reason.unwrap().contains("< min_positives 6"));
+    assert!(matches!(c6.decision, Decision::Kept(GuardObjection::FewPositives { positives: 5, min_positives: 6, .. })), "{c6:?}");
     // Five low-scored positives: the F1 optimum would flag many times the base rate -> kept.
     let (y, s) = val_set(5, false);
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &on).unwrap();
     assert!(c.best_flag_rate > 3.0 * c.base_rate, "{c:?}");
-    assert!(!c.updated && c.new_threshold == 0.5);
-    assert!(c.guard_reason.as_deref().unwrap().contains("base rate"), "{c:?}");
+    assert!(!c.decision.updated() && c.new_threshold == 0.5);
+    assert!(matches!(c.decision.objection(), Some(GuardObjection::FlagsTooMany { max_flag_multiple: 3.0, .. })), "{c:?}");
     // A looser multiple lets it through exactly when the rate is under it.
     let loose = CalibrateParams { max_flag_multiple: c.best_flag_rate / c.base_rate + 1.0, ..on.clone() };
     let (c2, _) = calibrate_label("ads", &y, &s, 0.5, &loose).unwrap();
-    assert!(c2.updated && c2.guard_reason.is_none());
+    assert_eq!(c2.decision, Decision::Updated);
 }
 
 
@@ -118,18 +116,18 @@ fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     let on = calibrate(&model, &ml.df, &CalibrateParams::default()).unwrap();
     let off = calibrate(&model, &ml.df, &CalibrateParams { guard: false, ..CalibrateParams::default() }).unwrap();
     // Curves are the PR curves of the model's validation probabilities.
-    let val = frame::split_rows(&ml.df, "val").unwrap();
+    let val = frame::split_rows(&ml.df, revmod::split::Part::Val).unwrap();
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let p = model.predict_proba(&frame::take(&texts, &val));
     for (j, l) in on.labels.iter().enumerate() {
-        let y = frame::take(&frame::targets(&ml.df, frame::target_of(&l.label).unwrap()).unwrap(), &val);
+        let y = frame::take(&revmod::labels::target_column(&ml.df, revmod::labels::Label::target_of(&l.label).unwrap()).unwrap(), &val);
         assert_eq!(on.curves[j], pr_curve(&y, &p.column(j).to_vec()).unwrap(), "{}", l.label);
         assert_eq!(l.old_threshold, model.thresholds()[j]);
         // Guard off = the seed: argmax F1 everywhere. Guard on: same unless the guard objects.
         assert_eq!(off.labels[j].new_threshold, l.best.threshold);
-        assert_eq!(l.updated, l.guard_reason.is_none());
+        assert_eq!(l.decision.updated(), l.decision.objection().is_none());
         if l.positives < 5 {
-            assert!(!l.updated, "{} has {} val positives", l.label, l.positives);
+            assert!(!l.decision.updated(), "{} has {} val positives", l.label, l.positives);
         }
     }
     let spam = &on.labels[4];

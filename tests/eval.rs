@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use polars::prelude::*;
 use revmod::eval::{pr_curve, Counts};
 
 #[path = "support/mod.rs"]
 mod support;
 use support::{nb_scores, python, read_csv, violations};
+use revmod::labels::{target_column, Label};
+use revmod::split::Part;
 
 fn write_f64(path: &Path, v: &[f64]) {
     std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
@@ -117,11 +118,11 @@ fn pr_curve_equals_scikit_learn_on_a_trained_baselines_validation_probabilities(
     let (model, ml) = trained();
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let mut cases = Vec::new();
-    for split in ["val", "test"] {
+    for split in [Part::Val, Part::Test] {
         let rows = frame::split_rows(&ml.df, split).unwrap();
         let p = model.predict_proba(&frame::take(&texts, &rows));
         for (j, label) in model.labels().iter().enumerate() {
-            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            let y = frame::take(&target_column(&ml.df, Label::target_of(label).unwrap()).unwrap(), &rows);
             cases.push((format!("{label}_{split}"), y, p.column(j).to_vec()));
         }
     }
@@ -138,18 +139,18 @@ fn error_analysis_metrics_and_misclassified_files() {
     assert_eq!(ea.metrics.height(), 10, "5 labels x val/test");
     assert_eq!(ea.examples.len(), 20, "5 labels x 2 splits x FP/FN");
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
-    for split in ["val", "test"] {
+    for split in [Part::Val, Part::Test] {
         let rows = frame::split_rows(&ml.df, split).unwrap();
         let p = model.predict_proba(&frame::take(&texts, &rows));
         for (j, label) in model.labels().iter().enumerate() {
-            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            let y = frame::take(&target_column(&ml.df, Label::target_of(label).unwrap()).unwrap(), &rows);
             let pj = p.column(j).to_vec();
             let c = Counts::at_threshold(&y, &pj, model.thresholds()[j]).unwrap();
             let r = ea.metrics.height();
             let row = (0..r)
                 .find(|&i| {
                     ea.metrics.column("label").unwrap().str().unwrap().get(i) == Some(label.as_str())
-                        && ea.metrics.column("split").unwrap().str().unwrap().get(i) == Some(split)
+                        && ea.metrics.column("split").unwrap().str().unwrap().get(i) == Some(split.as_str())
                 })
                 .unwrap();
             let get = |name: &str| ea.metrics.column(name).unwrap().get(row).unwrap().extract::<f64>().unwrap();
@@ -178,7 +179,7 @@ fn error_analysis_metrics_and_misclassified_files() {
     assert_eq!(files.len(), 21);
     assert!(dir.join("misclf_ads_val_FP.csv").exists() && dir.join("misclf_relevant_test_FN.csv").exists());
     let back = read_csv(&dir.join("misclf_irrelevant_val_FP.csv"));
-    let orig = &ea.examples.iter().find(|e| e.label == "irrelevant" && e.split == "val" && e.kind == "FP").unwrap().rows;
+    let orig = &ea.examples.iter().find(|e| e.label == "irrelevant" && e.split == Part::Val && e.kind == "FP").unwrap().rows;
     assert_eq!(back.height(), orig.height());
     assert_eq!(back.column("text").unwrap().str().unwrap().get(0), orig.column("text").unwrap().str().unwrap().get(0));
     let html = revmod::show::Show::html(&ea.show(3));

@@ -41,6 +41,7 @@ pub mod text;
 pub mod linear;
 pub mod mem;
 pub mod output;
+pub mod params;
 pub mod rng;
 pub mod train;
 pub mod eval;
@@ -53,13 +54,13 @@ pub mod prelude {
     pub use polars::prelude::{DataFrame, Series, Column, DataType};
     pub use crate::config::{mount, Config};
     pub use crate::data::{load_df, write_sample, LoadReport, Loaded, SampleParams};
-    pub use crate::labels::{Scorer, LABELS, TARGETS, LABEL_COLUMNS};
+    pub use crate::labels::{Label, Scorer, LABELS, TARGETS, LABEL_COLUMNS};
     pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
     pub use crate::eval::{calibrate, error_analysis, CalibrateParams, Calibration, ErrorAnalysis, ErrorAnalysisParams};
-    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary};
+    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary, Scored};
     pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt};
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
-    pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics};
+    pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics, Trained};
     pub use crate::output::{write_csv, write_parquet};
     pub use crate::label::eval::{compare_labeled, label_eval_file, read_gold, LabelEval};
     // step re-exports: add one `pub use` line per public step function / value type here.

@@ -50,7 +50,7 @@ fn matches_iterstrat_on_random_label_matrices() {
     for (k, (y, t, s)) in cases.iter().enumerate() {
         let ours = multilabel_stratified_shuffle_split(&LabelMatrix::from_rows(y), *t, *s).unwrap().1;
         let theirs: Vec<usize> = serde_json::from_value(out["cases"][k]["test"].clone()).unwrap();
-        // The criterion: equal sizes, every label's support within +-1 ...
+        // Parity with iterstrat: equal sizes, every label's support within +-1 ...
         assert_eq!(ours.len(), theirs.len(), "case {k}: test sizes differ");
         for (a, b) in supports(y, &ours).iter().zip(supports(y, &theirs)) {
             assert!(a.abs_diff(b) <= 1, "case {k}: label support {a} vs iterstrat {b}");

@@ -157,6 +157,7 @@ pub fn labeled_frame(reviews: &[Review], spam_rows: usize) -> DataFrame {
 }
 
 /// The crate's seeded RNG, for random test inputs.
+#[allow(unused_imports)]
 pub use revmod::rng::SplitMix64;
 
 /// A baseline trained like the seed on `n` real reviews with derived labels (`spam_rows` rows may be spam, so
@@ -164,6 +165,6 @@ pub use revmod::rng::SplitMix64;
 pub fn trained_baseline(n: usize, spam_rows: usize) -> (revmod::train::Baseline, revmod::split::MlReady) {
     let labeled = labeled_frame(&reviews(n), spam_rows);
     let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
-    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    let model = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap().model;
     (model, ml)
 }

@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     let (features, x) = TextFeaturesParams::default().fit_transform(&docs)?;
     let t1 = std::time::Instant::now();
     let targets: Vec<&[bool]> = ys.iter().map(|y| y.as_slice()).collect();
-    let models = LogRegParams::default().fit_many(&x, Some(&features.idf()), &targets).into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let models = LogRegParams::default().fit_many(&x, Some(&features.idf()), &targets).into_iter().collect::<Result<Vec<_>, _>>()?;
     let t2 = std::time::Instant::now();
     let cpu = cpu_seconds() - c0;
     let first = x.select_rows(&(0..x.n_rows.min(1000)).collect::<Vec<_>>());

@@ -397,7 +397,7 @@ for a in &agreement {
 md("step-09", r"""
 ## Step 9: split 70/15/15
 
-**What.** `split(&labeled, &SplitParams::default())` (`revmod::split::split`, `src/split.rs`) skips rows
+**What.** `split(&labeled, &SplitParams::default())` (`revmod::split::split`, `src/split/mod.rs`) skips rows
 without text and repeated texts (counted in its report, never dropped silently), makes the `y_*` targets
 from the labeler's `is_*` columns and splits the rows 70/15/15 into train, val and test by iterative
 multilabel stratification. iterstrat's algorithm and numpy's random generator are reproduced draw for draw
@@ -416,7 +416,7 @@ the rare labels.
 """)
 code("step-09-code", r"""
 let ml: MlReady = split(&ckpt.labeled, &SplitParams::default())?;
-println!("{:?}", ml.report);
+println!("{}", ml.report);
 println!("wrote {}", ml.save(&cfg.out_dir)?.display());
 ml.supports()?
 """)
@@ -426,7 +426,7 @@ md("step-10", r"""
 ## Step 10: train the baseline
 
 **What.** `train_baseline(&ml, &BaselineParams::default())` (`revmod::train::train_baseline`,
-`src/train.rs`; TF-IDF in `src/text/`, logistic regression in `src/linear/`) fits word (1,2)-gram TF-IDF
+`src/train/mod.rs`; TF-IDF in `src/text/`, logistic regression in `src/linear/`) fits word (1,2)-gram TF-IDF
 (min_df 2, max_df 0.9, at most 200k features) and char (3,5)-gram TF-IDF (min_df 2, 300k) on the train
 texts, stacks them, fits one logistic regression per label with liblinear's objective (C 1, balanced class
 weights), and sets each label's threshold to the first best validation F1 on 0.10, 0.15, ..., 0.90.
@@ -444,9 +444,7 @@ whose train part has a single class gets a constant model and a note instead of 
 are checked against scikit-learn's in its tests.
 """)
 code("step-10-code", r"""
-let trained: (Baseline, Metrics) = train_baseline(&ml, &BaselineParams::default())?;
-let mut baseline: Baseline = trained.0.clone();
-let metrics: Metrics = trained.1.clone();
+let Trained { model: mut baseline, metrics } = train_baseline(&ml, &BaselineParams::default())?;
 let model_dir: std::path::PathBuf = cfg.out("models/baseline_tfidf_lr");
 revmod::train::artifacts::save_with_metrics(&baseline, &metrics, &model_dir)?;
 for note in &metrics.notes { println!("note: {note}"); }
@@ -531,7 +529,7 @@ let demo_texts: DataFrame = revmod::polars::df!("text" => [
     "The pancakes were fluffy, the maple syrup was real and the staff was friendly.",
 ])?;
 let quiet: ScoreParams = ScoreParams { progress: false, ..ScoreParams::default() };
-score_all(&baseline, &demo_texts, &quiet)?.0
+score_all(&baseline, &demo_texts, &quiet)?.df
 """)
 
 # ---------------------------------------------------------------------------------------------------
@@ -540,8 +538,8 @@ md("step-14", r"""
 
 **What.** `score_all(&baseline, &df, &ScoreParams::default())` scores all loaded reviews in batches of
 16,384 rows, each batch in parallel chunks on all cores, and the table is written to
-`OUT_DIR/scored_reviews.parquet` by `write_parquet` (`revmod::output::write_parquet`, `src/output.rs`,
-the writer of every table the run saves: pandas, pyarrow, DuckDB and polars open it, nested columns
+`OUT_DIR/scored_reviews.parquet` by its `save` (through `revmod::output::write_parquet`, `src/output.rs`,
+the writer of every table the run saves, atomically: pandas, pyarrow, DuckDB and polars open it, nested columns
 included; `docs/outputs.md` lists its columns). For files larger than memory, `revmod score` streams the
 same scoring from JSON lines to parquet (`src/score/files.rs`).
 
@@ -555,18 +553,17 @@ bad calibration looks like.
 91% as irrelevant.
 """)
 code("step-14-code", r"""
-let scoring: (DataFrame, ScoreSummary) = score_all(&baseline, &df, &ScoreParams::default())?;
-let scored: DataFrame = scoring.0.clone();
-write_parquet(&scored, cfg.out("scored_reviews.parquet"))?; // pandas.read_parquet opens it
+let scoring: Scored = score_all(&baseline, &df, &ScoreParams::default())?;
+scoring.save(cfg.out("scored_reviews.parquet"))?; // pandas.read_parquet opens it
 println!("wrote {}", cfg.out("scored_reviews.parquet").display());
-scoring.1
+scoring.summary
 """)
 
 # ---------------------------------------------------------------------------------------------------
 md("step-15", r"""
 ## Step 15: predicted label distribution
 
-**What.** `label_distribution(&scored)` (`revmod::score::label_distribution`, `src/score/summary.rs`)
+**What.** `label_distribution(&scoring.df)` (`revmod::score::label_distribution`, `src/score/summary.rs`)
 counts the rows flagged per label and their share, as a table and a bar chart shown together in one
 output (`Many`, `src/show/mod.rs`: evcxr keeps only the last output of each kind per cell, so the two are
 folded into one HTML output). The chart is also saved as `OUT_DIR/label_distribution.svg`.
@@ -579,7 +576,7 @@ the language model gave each label in step 8.
 **The seed**'s distribution showed 66% ads and 91% irrelevant: its calibration failure in one picture.
 """)
 code("step-15-code", r"""
-let dist: LabelDistribution = label_distribution(&scored)?;
+let dist: LabelDistribution = label_distribution(&scoring.df)?;
 dist.chart.save(cfg.out("label_distribution.svg"))?;
 dist.show()
 """)
@@ -588,7 +585,7 @@ dist.show()
 md("step-16", r"""
 ## Step 16: examples of ads
 
-**What.** `label_examples(&scored, "ads", 5, "text", &["business_name", "rating"])`
+**What.** `label_examples(&scoring.df, "ads", 5, "text", &["business_name", "rating"])`
 (`revmod::score::label_examples`, `src/score/summary.rs`) shows the 5 reviews flagged as ads with the
 highest probability, with their business and rating. `examples_per_label` shows steps 16-19 at once.
 
@@ -599,7 +596,7 @@ highest probability, with their business and rating. `examples_per_label` shows 
 **The seed** printed example reviews for ads, irrelevant, non-visit rants and spam in its last four cells.
 """)
 code("step-16-code", r"""
-label_examples(&scored, "ads", 5, "text", &["business_name", "rating"])?
+label_examples(&scoring.df, "ads", 5, "text", &["business_name", "rating"])?
 """)
 
 md("step-17", r"""
@@ -614,7 +611,7 @@ md("step-17", r"""
 **The seed** printed irrelevant examples here.
 """)
 code("step-17-code", r"""
-label_examples(&scored, "irrelevant", 5, "text", &["business_name", "rating"])?
+label_examples(&scoring.df, "irrelevant", 5, "text", &["business_name", "rating"])?
 """)
 
 md("step-18", r"""
@@ -631,7 +628,7 @@ md("step-18", r"""
 **The seed** printed non-visit rant examples here.
 """)
 code("step-18-code", r"""
-label_examples(&scored, "non_visit", 5, "text", &["business_name", "rating"])?
+label_examples(&scoring.df, "non_visit", 5, "text", &["business_name", "rating"])?
 """)
 
 md("step-19", r"""
@@ -651,7 +648,7 @@ That is the whole walkthrough. Every file it wrote is under `OUT_DIR` (the list 
 standalone report, and `notebooks/README.md` shows how to point it at the real data and a bigger model.
 """)
 code("step-19-code", r"""
-label_examples(&scored, "spam", 5, "text", &["business_name", "rating"])?
+label_examples(&scoring.df, "spam", 5, "text", &["business_name", "rating"])?
 """)
 
 NOTEBOOK = {

@@ -52,7 +52,7 @@ def make_data(out, n):
                 "gmap_id": f"0x{k:x}:bench",
             }) + "\n")
     # Training set for `revmod train`: the real texts with labels derived from policy_label and keyword
-    # rules (the same rules as tests/h1_support), in the labeler's is_* columns.
+    # rules (the same rules as tests/support), in the labeler's is_* columns.
     train = df[["text", "policy_label"]].dropna(subset=["text"]).drop_duplicates("text").reset_index(drop=True)
     low = train["text"].str.lower()
     has = lambda words: low.apply(lambda t: any(w in t for w in words))

@@ -2,7 +2,7 @@
 
   bench_train.py prepare N OUT.json   real review texts of ../shared/data/reviews-40k (resampled with
                                       replacement, seed 0, when N exceeds the 39k distinct texts) and five
-                                      labels derived from them (the same rules as tests/h1_support)
+                                      labels derived from them (the same rules as tests/support)
   bench_train.py fit DATA.json OUT.json   fits word(1,2)+char(3,5) TfidfVectorizer + liblinear LR per label,
                                       writes fit seconds and the probabilities of the first 1000 rows
   bench_train.py compare RS.json PY.json  prints both times, the ratio and max |p_rs - p_py|

@@ -31,22 +31,11 @@ pub struct Config {
     pub n_label: usize,
     /// Reviews per checkpoint part file (step 8).
     pub part_size: usize,
-    /// Seed for every sampled or shuffled step (the seed notebook used 42).
+    /// Seed of the labeling sample (step 8, `CkptOptions::seed`; the seed notebook used 42). The split
+    /// keeps the seed's own two seeds (`SplitParams::seed`, `holdout_seed`: 42 and 43) and the solver its
+    /// fixed visiting order, so that results match the seed's whatever this is.
     pub seed: u64,
 }
-
-/// Environment variables read by [`Config::apply_env`], with the field each one sets.
-pub const ENV_VARS: [(&str, &str); 9] = [
-    ("REVMOD_OUT_DIR", "out_dir"),
-    ("REVMOD_CACHE_DIR", "cache_dir"),
-    ("REVMOD_CKPT_DIR", "ckpt_dir"),
-    ("REVMOD_REVIEWS", "review_path"),
-    ("REVMOD_META", "meta_path"),
-    ("REVMOD_N_PREVIEW", "n_preview"),
-    ("REVMOD_N_LABEL", "n_label"),
-    ("REVMOD_PART_SIZE", "part_size"),
-    ("REVMOD_SEED", "seed"),
-];
 
 impl Config {
     /// The seed's defaults, with every path derived from `out_dir`. Creates nothing.
@@ -65,7 +54,9 @@ impl Config {
         }
     }
 
-    /// Overrides fields from the `REVMOD_*` environment variables in [`ENV_VARS`].
+    /// Overrides fields from the `REVMOD_*` environment variables: `REVMOD_OUT_DIR`, `REVMOD_CACHE_DIR`,
+    /// `REVMOD_CKPT_DIR`, `REVMOD_REVIEWS`, `REVMOD_META`, `REVMOD_N_PREVIEW`, `REVMOD_N_LABEL`,
+    /// `REVMOD_PART_SIZE`, `REVMOD_SEED`.
     ///
     /// `REVMOD_OUT_DIR` re-derives the default paths below it (fields set by other variables win).
     /// A variable that does not parse is an error naming it, never silently ignored.
@@ -117,12 +108,19 @@ impl Config {
             self.n_label = v as usize;
         }
         if let Some(v) = num("REVMOD_PART_SIZE")? {
-            anyhow::ensure!(v > 0, "REVMOD_PART_SIZE must be at least 1");
             self.part_size = v as usize;
+            self.check().context("environment variable REVMOD_PART_SIZE")?;
         }
         if let Some(v) = num("REVMOD_SEED")? {
             self.seed = v;
         }
+        Ok(self)
+    }
+
+    /// Checks the run parameters ([`crate::params`]): `part_size` at least 1 (the one policy: 0 is an
+    /// error, from [`mount`], the environment or the labeling step, never silently raised to 1).
+    pub fn check(&self) -> Result<&Self, crate::params::ParamError> {
+        crate::params::nonzero("part_size", self.part_size)?;
         Ok(self)
     }
 
@@ -133,11 +131,12 @@ impl Config {
         self
     }
 
-    /// Sets the sample sizes of steps 7-8 and the checkpoint part size.
+    /// Sets the sample sizes of steps 7-8 and the checkpoint part size (0 is refused by [`Config::check`]
+    /// and by the labeling step).
     pub fn with_sizes(mut self, n_preview: usize, n_label: usize, part_size: usize) -> Self {
         self.n_preview = n_preview;
         self.n_label = n_label;
-        self.part_size = part_size.max(1);
+        self.part_size = part_size;
         self
     }
 
@@ -205,6 +204,7 @@ impl fmt::Display for Config {
 /// Any local directory works (the seed needed Google Drive). Change fields afterwards in code if needed.
 pub fn mount(out_dir: impl Into<PathBuf>) -> Result<Config> {
     let cfg = Config::new(out_dir).apply_env()?;
+    cfg.check()?;
     cfg.create_dirs()?;
     Ok(cfg)
 }

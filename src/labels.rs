@@ -1,23 +1,154 @@
-//! The five moderation labels and the one interface every fitted scorer offers.
+//! The five moderation labels ([`Label`]: name, target column, labeler column, display name), the reading
+//! of their 0/1 columns, and the one interface every fitted scorer offers.
 //!
 //! Shared vocabulary between steps: labeling (step 8) writes the `is_*` columns, `split` (step 9) turns
 //! them into `y_*` targets, `train_baseline` (step 10) fits one model per label, and `error_analysis`,
 //! `calibrate` and `score_all` (steps 11-14) only need the [`Scorer`] trait below.
 
-/// Model label names, in the seed's order (`p_<label>` / `<label>` columns when scoring).
-pub const LABELS: [&str; 5] = ["relevant", "ads", "irrelevant", "non_visit", "spam"];
+/// One of the five moderation labels: its model name, its target column, its labeler column and its
+/// display name, in one place (the arrays below are these, in the seed's order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Label {
+    /// The review is about the place (the seed's `is_relevant_overall`).
+    Relevant,
+    /// Advertising or promotion.
+    Ads,
+    /// Not about the place.
+    Irrelevant,
+    /// A rant from someone who never visited.
+    NonVisit,
+    /// Junk text.
+    Spam,
+}
 
-/// Target column made by `split` for each label of [`LABELS`] (same order), as in the seed's cell 9.
-pub const TARGETS: [&str; 5] = ["y_relevant", "y_ads", "y_irrelevant", "y_non_visit_rant", "y_spam"];
+impl Label {
+    /// All labels in the seed's order.
+    pub const ALL: [Label; 5] = [Label::Relevant, Label::Ads, Label::Irrelevant, Label::NonVisit, Label::Spam];
 
-/// Column written by the labeler for each label of [`LABELS`] (same order), as in the seed's cells 7-8.
-pub const LABEL_COLUMNS: [&str; 5] = [
-    "is_relevant_overall",
-    "is_advertisement",
-    "is_irrelevant",
-    "is_rant_without_visit",
-    "is_spam",
+    /// Model label name (`p_<name>` / `<name>` columns when scoring).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Label::Relevant => "relevant",
+            Label::Ads => "ads",
+            Label::Irrelevant => "irrelevant",
+            Label::NonVisit => "non_visit",
+            Label::Spam => "spam",
+        }
+    }
+
+    /// Target column made by `split` (the seed's cell 9).
+    pub const fn target(self) -> &'static str {
+        match self {
+            Label::Relevant => "y_relevant",
+            Label::Ads => "y_ads",
+            Label::Irrelevant => "y_irrelevant",
+            Label::NonVisit => "y_non_visit_rant",
+            Label::Spam => "y_spam",
+        }
+    }
+
+    /// Column written by the labeler (the seed's cells 7-8).
+    pub const fn labeler_column(self) -> &'static str {
+        match self {
+            Label::Relevant => "is_relevant_overall",
+            Label::Ads => "is_advertisement",
+            Label::Irrelevant => "is_irrelevant",
+            Label::NonVisit => "is_rant_without_visit",
+            Label::Spam => "is_spam",
+        }
+    }
+
+    /// Name for people (tables, charts).
+    pub const fn display(self) -> &'static str {
+        match self {
+            Label::Relevant => "Relevant",
+            Label::Ads => "Ads",
+            Label::Irrelevant => "Irrelevant",
+            Label::NonVisit => "Non-visit rant",
+            Label::Spam => "Spam",
+        }
+    }
+
+    /// The label of a model label name (`ads`).
+    pub fn parse(name: &str) -> Option<Label> {
+        Label::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// The label of any of its names: model name, target column or labeler column.
+    pub fn of_column(name: &str) -> Option<Label> {
+        Label::ALL.into_iter().find(|l| l.name() == name || l.target() == name || l.labeler_column() == name)
+    }
+
+    /// The target column of a label given by any of its names ([`Label::of_column`]); an unknown name is an
+    /// error listing the model names.
+    pub fn target_of(name: &str) -> anyhow::Result<&'static str> {
+        Label::of_column(name)
+            .map(Label::target)
+            .ok_or_else(|| anyhow::anyhow!("unknown label {name:?} (expected one of {LABELS:?} or {TARGETS:?})"))
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Model label names, in the seed's order ([`Label::name`] of [`Label::ALL`]).
+pub const LABELS: [&str; 5] = [
+    Label::Relevant.name(),
+    Label::Ads.name(),
+    Label::Irrelevant.name(),
+    Label::NonVisit.name(),
+    Label::Spam.name(),
 ];
+
+/// Target column made by `split` for each label of [`LABELS`] (same order, [`Label::target`]).
+pub const TARGETS: [&str; 5] = [
+    Label::Relevant.target(),
+    Label::Ads.target(),
+    Label::Irrelevant.target(),
+    Label::NonVisit.target(),
+    Label::Spam.target(),
+];
+
+/// Column written by the labeler for each label of [`LABELS`] (same order, [`Label::labeler_column`]).
+pub const LABEL_COLUMNS: [&str; 5] = [
+    Label::Relevant.labeler_column(),
+    Label::Ads.labeler_column(),
+    Label::Irrelevant.labeler_column(),
+    Label::NonVisit.labeler_column(),
+    Label::Spam.labeler_column(),
+];
+
+/// A 0/1 label or target column (bool, any integer or float type) as `Option<bool>` per row (None: null).
+/// Any other value is an error naming the column and the row; nothing is rounded or dropped.
+pub fn flag_column(df: &polars::prelude::DataFrame, name: &str) -> anyhow::Result<Vec<Option<bool>>> {
+    use anyhow::Context;
+    let col = df.column(name).with_context(|| format!("label column {name:?} is missing"))?;
+    let as_f = col
+        .cast(&polars::prelude::DataType::Float64)
+        .with_context(|| format!("label column {name:?} ({}) is not numeric or boolean", col.dtype()))?;
+    as_f.f64()?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            None => Ok(None),
+            Some(x) if x == 0.0 => Ok(Some(false)),
+            Some(x) if x == 1.0 => Ok(Some(true)),
+            Some(x) => anyhow::bail!("label column {name:?}, row {i}: value {x} is not 0/1"),
+        })
+        .collect()
+}
+
+/// A 0/1 target column without nulls ([`flag_column`]; a null is an error naming the row).
+pub fn target_column(df: &polars::prelude::DataFrame, name: &str) -> anyhow::Result<Vec<bool>> {
+    flag_column(df, name)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| v.ok_or_else(|| anyhow::anyhow!("target column {name:?}, row {i}: null target")))
+        .collect()
+}
 
 /// A fitted multi-label text scorer: what evaluation, calibration and scoring need from a model.
 ///

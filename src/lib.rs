@@ -22,7 +22,8 @@
 //! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. Two support
 //! modules serve several steps: [`mem`], the huge-page tables that scoring's random lookups need, and
 //! [`output`], the one writer of every parquet and CSV file (readable by pandas, pyarrow, DuckDB and
-//! polars; `docs/outputs.md` lists the files).
+//! polars; `docs/outputs.md` lists the files), which writes every file atomically. [`rng`] is the one seeded
+//! random number generator.
 //!
 //! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
 //! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.
@@ -40,6 +41,8 @@ pub mod text;
 pub mod linear;
 pub mod mem;
 pub mod output;
+pub mod params;
+pub mod rng;
 pub mod train;
 pub mod eval;
 pub mod score;
@@ -51,13 +54,13 @@ pub mod prelude {
     pub use polars::prelude::{DataFrame, Series, Column, DataType};
     pub use crate::config::{mount, Config};
     pub use crate::data::{load_df, write_sample, LoadReport, Loaded, SampleParams};
-    pub use crate::labels::{Scorer, LABELS, TARGETS, LABEL_COLUMNS};
+    pub use crate::labels::{Label, Scorer, LABELS, TARGETS, LABEL_COLUMNS};
     pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
     pub use crate::eval::{calibrate, error_analysis, CalibrateParams, Calibration, ErrorAnalysis, ErrorAnalysisParams};
-    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary};
+    pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary, Scored};
     pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt};
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
-    pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics};
+    pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics, Trained};
     pub use crate::output::{write_csv, write_parquet};
     pub use crate::label::eval::{compare_labeled, label_eval_file, read_gold, LabelEval};
     // step re-exports: add one `pub use` line per public step function / value type here.

@@ -1,54 +1,17 @@
 //! Step 12 guard behaviour on real-ish validation scores of real review texts: 0, 1 and 5 positives,
 //! the flag-rate rule, the guard switched off (the seed's behaviour), and the loud report.
 
-use std::collections::HashMap;
+use revmod::eval::{calibrate_label, pr_curve, CalibrateParams, Counts, Decision, GuardObjection};
 
-use polars::prelude::*;
-use revmod::eval::{calibrate_label, pr_curve, CalibrateParams, Counts};
-
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
-
-fn reviews(part: &str) -> Vec<(String, bool)> {
-    let path = format!("{DATA}/{part}");
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.clone().into()))
-        .unwrap()
-        .finish()
-        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let text = df.column("text").unwrap().str().unwrap().clone();
-    let lab = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
-    text.iter()
-        .zip(lab.i64().unwrap().iter())
-        .filter_map(|(t, l)| Some((t?.to_string(), l? == 0)))
-        .collect()
-}
-
-fn words(t: &str) -> Vec<String> {
-    t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_string).collect()
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{nb_scores, violations};
 
 /// Real-ish probabilities of "policy violation": smoothed word log-odds fit on part1, applied to part2.
 fn scored_part2() -> (Vec<bool>, Vec<f64>) {
-    let train = reviews("part1.csv");
-    let test = reviews("part2.csv");
-    let mut pos: HashMap<String, f64> = HashMap::new();
-    let mut neg: HashMap<String, f64> = HashMap::new();
-    for (t, y) in &train {
-        for w in words(t) {
-            *(if *y { &mut pos } else { &mut neg }).entry(w).or_default() += 1.0;
-        }
-    }
-    let s = test
-        .iter()
-        .map(|(t, _)| {
-            let mut z = -2.0;
-            for w in words(t) {
-                z += ((pos.get(&w).unwrap_or(&0.0) + 1.0) / (neg.get(&w).unwrap_or(&0.0) + 1.0)).ln() * 0.05;
-            }
-            1.0 / (1.0 + (-z).exp())
-        })
-        .collect();
+    let train = violations("part1.csv");
+    let test = violations("part2.csv");
+    let s = nb_scores(&train, &test, Some(-2.0));
     (test.iter().map(|x| x.1).collect(), s)
 }
 
@@ -70,38 +33,38 @@ fn zero_positives_keeps_the_old_threshold_and_guard_off_flags_everything() {
     let (y, s) = val_set(0, true);
     let on = CalibrateParams::default();
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &on).unwrap();
-    assert!(!c.updated);
+    assert!(!c.decision.updated());
     assert_eq!(c.new_threshold, 0.5);
     assert_eq!(c.positives, 0);
-    assert!(c.guard_reason.as_deref().unwrap().contains("only 0 validation positive"), "{c:?}");
+    assert!(matches!(c.decision, Decision::Kept(GuardObjection::FewPositives { positives: 0, min_positives: 5, .. })), "{c:?}");
     assert_eq!(c.status(), "KEPT (guard)");
     // The seed's behaviour: with no positive, F1 is 0 everywhere and argmax picks the lowest score,
     // which flags every row.
     let off = CalibrateParams { guard: false, ..CalibrateParams::default() };
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &off).unwrap();
-    assert!(c.updated);
+    assert!(c.decision.updated());
     let min = s.iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(c.new_threshold, min);
     assert_eq!(c.best_flag_rate, 1.0);
     assert_eq!(c.status(), "UPDATED DESPITE GUARD (guard off)");
-    assert!(c.guard_reason.is_some(), "the verdict is still reported with the guard off");
+    assert!(matches!(c.decision, Decision::UpdatedDespiteGuard(GuardObjection::FewPositives { positives: 0, .. })), "the verdict is still reported with the guard off");
 }
 
 #[test]
 fn one_positive_keeps_the_old_threshold_guard_off_takes_argmax_f1() {
     let (y, s) = val_set(1, false);
     let (c, _) = calibrate_label("spam", &y, &s, 0.3, &CalibrateParams::default()).unwrap();
-    assert!(!c.updated && c.positives == 1);
-    assert!(c.guard_reason.as_deref().unwrap().contains("only 1 validation positive"));
+    assert!(!c.decision.updated() && c.positives == 1);
+    assert!(matches!(c.decision.objection(), Some(GuardObjection::FewPositives { positives: 1, .. })), "{c:?}");
     // the previous threshold is kept when it flags no more than 3x the base rate, else the fallback 0.5
     let old_ok = c.old_flag_rate <= 3.0 * c.base_rate;
-    assert_eq!(c.fell_back, !old_ok, "{c:?}");
+    assert_eq!(matches!(c.decision, Decision::FellBack(_)), !old_ok, "{c:?}");
     assert_eq!(c.new_threshold, if old_ok { 0.3 } else { 0.5 });
     // a previous threshold below every score flags every row: never kept, the fallback replaces it
     let low = s.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
     let (c, _) = calibrate_label("spam", &y, &s, low, &CalibrateParams::default()).unwrap();
     assert_eq!(c.old_flag_rate, 1.0);
-    assert!(c.fell_back && c.new_threshold == 0.5 && c.status() == "FALLBACK (guard)", "{c:?}");
+    assert!(matches!(c.decision, Decision::FellBack(_)) && c.new_threshold == 0.5 && c.status() == "FALLBACK (guard)", "{c:?}");
     let off = CalibrateParams { guard: false, ..CalibrateParams::default() };
     let (c, curve) = calibrate_label("spam", &y, &s, 0.3, &off).unwrap();
     assert_eq!(c.new_threshold, pr_curve(&y, &s).unwrap().best_f1().threshold);
@@ -119,32 +82,30 @@ fn five_positives_pass_the_count_rule_and_meet_the_flag_rate_rule() {
     let flag = Counts::at_threshold(&y, &s, c.best.threshold).unwrap().flag_rate();
     assert_eq!(c.best_flag_rate, flag);
     assert_eq!(c.positives, 5);
-    assert_eq!(c.updated, flag <= 3.0 * c.base_rate, "{c:?}");
-    assert!(c.updated, "top-scored positives should calibrate: {c:?}");
+    assert_eq!(c.decision.updated(), flag <= 3.0 * c.base_rate, "{c:?}");
+    assert_eq!(c.decision, Decision::Updated, "top-scored positives should calibrate: {c:?}");
     assert_eq!(c.new_threshold, c.best.threshold);
     // The same five with min_positives 6: kept by the count rule.
     let strict = CalibrateParams { min_positives: 6, ..CalibrateParams::default() };
     let (c6, _) = calibrate_label("ads", &y, &s, 0.5, &strict).unwrap();
-    assert!(!c6.updated && c6.guard_reason.unwrap().contains("< min_positives 6"));
+    assert!(matches!(c6.decision, Decision::Kept(GuardObjection::FewPositives { positives: 5, min_positives: 6, .. })), "{c6:?}");
     // Five low-scored positives: the F1 optimum would flag many times the base rate -> kept.
     let (y, s) = val_set(5, false);
     let (c, _) = calibrate_label("ads", &y, &s, 0.5, &on).unwrap();
     assert!(c.best_flag_rate > 3.0 * c.base_rate, "{c:?}");
-    assert!(!c.updated && c.new_threshold == 0.5);
-    assert!(c.guard_reason.as_deref().unwrap().contains("base rate"), "{c:?}");
+    assert!(!c.decision.updated() && c.new_threshold == 0.5);
+    assert!(matches!(c.decision.objection(), Some(GuardObjection::FlagsTooMany { max_flag_multiple: 3.0, .. })), "{c:?}");
     // A looser multiple lets it through exactly when the rate is under it.
     let loose = CalibrateParams { max_flag_multiple: c.best_flag_rate / c.base_rate + 1.0, ..on.clone() };
     let (c2, _) = calibrate_label("ads", &y, &s, 0.5, &loose).unwrap();
-    assert!(c2.updated && c2.guard_reason.is_none());
+    assert_eq!(c2.decision, Decision::Updated);
 }
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
 
 /// A baseline trained like the seed on 6,000 real reviews with derived labels (`spam` kept rare: a
 /// handful of validation positives, the seed's situation), plus the split frame.
 fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
-    h1_support::trained_baseline(6000, 1500)
+    support::trained_baseline(6000, 1500)
 }
 
 #[test]
@@ -155,18 +116,18 @@ fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     let on = calibrate(&model, &ml.df, &CalibrateParams::default()).unwrap();
     let off = calibrate(&model, &ml.df, &CalibrateParams { guard: false, ..CalibrateParams::default() }).unwrap();
     // Curves are the PR curves of the model's validation probabilities.
-    let val = frame::split_rows(&ml.df, "val").unwrap();
+    let val = frame::split_rows(&ml.df, revmod::split::Part::Val).unwrap();
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let p = model.predict_proba(&frame::take(&texts, &val));
     for (j, l) in on.labels.iter().enumerate() {
-        let y = frame::take(&frame::targets(&ml.df, frame::target_of(&l.label).unwrap()).unwrap(), &val);
+        let y = frame::take(&revmod::labels::target_column(&ml.df, revmod::labels::Label::target_of(&l.label).unwrap()).unwrap(), &val);
         assert_eq!(on.curves[j], pr_curve(&y, &p.column(j).to_vec()).unwrap(), "{}", l.label);
         assert_eq!(l.old_threshold, model.thresholds()[j]);
         // Guard off = the seed: argmax F1 everywhere. Guard on: same unless the guard objects.
         assert_eq!(off.labels[j].new_threshold, l.best.threshold);
-        assert_eq!(l.updated, l.guard_reason.is_none());
+        assert_eq!(l.decision.updated(), l.decision.objection().is_none());
         if l.positives < 5 {
-            assert!(!l.updated, "{} has {} val positives", l.label, l.positives);
+            assert!(!l.decision.updated(), "{} has {} val positives", l.label, l.positives);
         }
     }
     let spam = &on.labels[4];
@@ -193,7 +154,7 @@ fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     assert!(charts.iter().all(|c| std::fs::read_to_string(c).unwrap().starts_with("<svg")));
 
     // The seed's cautionary tale, measured: flag rates on reviews the model never saw.
-    let unseen: Vec<String> = h1_support::reviews(12000)[6000..].iter().map(|r| r.text.clone()).collect();
+    let unseen: Vec<String> = support::reviews(12000)[6000..].iter().map(|r| r.text.clone()).collect();
     let refs: Vec<&str> = unseen.iter().map(String::as_str).collect();
     let pu = model.predict_proba(&refs);
     for (j, l) in on.labels.iter().enumerate() {

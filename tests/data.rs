@@ -7,12 +7,12 @@ use std::process::Command;
 use revmod::data::{load_df, write_sample, LoadReport, SampleParams};
 use revmod::prelude::*;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::python;
+
 fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
-}
-
-fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 fn tmpdir(name: &str) -> PathBuf {

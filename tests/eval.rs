@@ -4,61 +4,16 @@
 //!
 //! Needs python3 (env REVMOD_PYTHON) with scikit-learn (tests/peers/requirements.txt).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use polars::prelude::*;
 use revmod::eval::{pr_curve, Counts};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
-
-/// (text, violation) of real reviews: `policy_label == 0` is a policy violation.
-fn reviews(part: &str) -> Vec<(String, bool)> {
-    let path = format!("{DATA}/{part}");
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.clone().into()))
-        .unwrap()
-        .finish()
-        .unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let text = df.column("text").unwrap().str().unwrap().clone();
-    let lab = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
-    let lab = lab.i64().unwrap();
-    text.iter()
-        .zip(lab.iter())
-        .filter_map(|(t, l)| Some((t?.to_string(), l? == 0)))
-        .collect()
-}
-
-fn words(t: &str) -> Vec<String> {
-    t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_string).collect()
-}
-
-/// Real-ish probabilities: a smoothed word log-odds model fit on `train`, applied to `test` texts.
-fn nb_scores(train: &[(String, bool)], test: &[(String, bool)]) -> Vec<f64> {
-    let mut pos: HashMap<String, f64> = HashMap::new();
-    let mut neg: HashMap<String, f64> = HashMap::new();
-    for (t, y) in train {
-        for w in words(t) {
-            *(if *y { &mut pos } else { &mut neg }).entry(w).or_default() += 1.0;
-        }
-    }
-    let prior = (train.iter().filter(|x| x.1).count() as f64 + 1.0) / (train.len() as f64 + 2.0);
-    test.iter()
-        .map(|(t, _)| {
-            let mut z = (prior / (1.0 - prior)).ln();
-            for w in words(t) {
-                z += ((pos.get(&w).unwrap_or(&0.0) + 1.0) / (neg.get(&w).unwrap_or(&0.0) + 1.0)).ln() * 0.05;
-            }
-            1.0 / (1.0 + (-z).exp())
-        })
-        .collect()
-}
-
-fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{nb_scores, python, read_csv, violations};
+use revmod::labels::{target_column, Label};
+use revmod::split::Part;
 
 fn write_f64(path: &Path, v: &[f64]) {
     std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
@@ -108,9 +63,9 @@ fn check_against_sklearn(cases: &[(String, Vec<bool>, Vec<f64>)]) {
 
 #[test]
 fn pr_curve_points_equal_scikit_learn_on_real_review_scores() {
-    let train = reviews("part1.csv");
-    let test = reviews("part2.csv");
-    let s = nb_scores(&train, &test);
+    let train = violations("part1.csv");
+    let test = violations("part2.csv");
+    let s = nb_scores(&train, &test, None);
     let y: Vec<bool> = test.iter().map(|x| x.1).collect();
     assert!(y.iter().filter(|&&b| b).count() > 100, "the data must have violations");
     let round = |v: &[f64], k: f64| v.iter().map(|x| (x * k).round() / k).collect::<Vec<_>>();
@@ -138,9 +93,9 @@ fn pr_curve_points_equal_scikit_learn_on_real_review_scores() {
 #[test]
 fn metrics_at_threshold_are_consistent_with_the_curve() {
     // Every curve point is the (precision, recall) of flagging `score >= threshold`.
-    let train = reviews("part3.csv");
-    let test = reviews("part6.csv");
-    let s = nb_scores(&train, &test);
+    let train = violations("part3.csv");
+    let test = violations("part6.csv");
+    let s = nb_scores(&train, &test, None);
     let y: Vec<bool> = test.iter().map(|x| x.1).collect();
     let c = pr_curve(&y, &s).unwrap();
     for i in (0..c.thresholds.len()).step_by(97) {
@@ -151,11 +106,9 @@ fn metrics_at_threshold_are_consistent_with_the_curve() {
     }
 }
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
 
 fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
-    h1_support::trained_baseline(6000, 1500)
+    support::trained_baseline(6000, 1500)
 }
 
 #[test]
@@ -165,11 +118,11 @@ fn pr_curve_equals_scikit_learn_on_a_trained_baselines_validation_probabilities(
     let (model, ml) = trained();
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let mut cases = Vec::new();
-    for split in ["val", "test"] {
+    for split in [Part::Val, Part::Test] {
         let rows = frame::split_rows(&ml.df, split).unwrap();
         let p = model.predict_proba(&frame::take(&texts, &rows));
         for (j, label) in model.labels().iter().enumerate() {
-            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            let y = frame::take(&target_column(&ml.df, Label::target_of(label).unwrap()).unwrap(), &rows);
             cases.push((format!("{label}_{split}"), y, p.column(j).to_vec()));
         }
     }
@@ -186,18 +139,18 @@ fn error_analysis_metrics_and_misclassified_files() {
     assert_eq!(ea.metrics.height(), 10, "5 labels x val/test");
     assert_eq!(ea.examples.len(), 20, "5 labels x 2 splits x FP/FN");
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
-    for split in ["val", "test"] {
+    for split in [Part::Val, Part::Test] {
         let rows = frame::split_rows(&ml.df, split).unwrap();
         let p = model.predict_proba(&frame::take(&texts, &rows));
         for (j, label) in model.labels().iter().enumerate() {
-            let y = frame::take(&frame::targets(&ml.df, frame::target_of(label).unwrap()).unwrap(), &rows);
+            let y = frame::take(&target_column(&ml.df, Label::target_of(label).unwrap()).unwrap(), &rows);
             let pj = p.column(j).to_vec();
             let c = Counts::at_threshold(&y, &pj, model.thresholds()[j]).unwrap();
             let r = ea.metrics.height();
             let row = (0..r)
                 .find(|&i| {
                     ea.metrics.column("label").unwrap().str().unwrap().get(i) == Some(label.as_str())
-                        && ea.metrics.column("split").unwrap().str().unwrap().get(i) == Some(split)
+                        && ea.metrics.column("split").unwrap().str().unwrap().get(i) == Some(split.as_str())
                 })
                 .unwrap();
             let get = |name: &str| ea.metrics.column(name).unwrap().get(row).unwrap().extract::<f64>().unwrap();
@@ -225,13 +178,8 @@ fn error_analysis_metrics_and_misclassified_files() {
     let files = ea.save(&dir).unwrap();
     assert_eq!(files.len(), 21);
     assert!(dir.join("misclf_ads_val_FP.csv").exists() && dir.join("misclf_relevant_test_FN.csv").exists());
-    let back = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(dir.join("misclf_irrelevant_val_FP.csv")))
-        .unwrap()
-        .finish()
-        .unwrap();
-    let orig = &ea.examples.iter().find(|e| e.label == "irrelevant" && e.split == "val" && e.kind == "FP").unwrap().rows;
+    let back = read_csv(&dir.join("misclf_irrelevant_val_FP.csv"));
+    let orig = &ea.examples.iter().find(|e| e.label == "irrelevant" && e.split == Part::Val && e.kind == "FP").unwrap().rows;
     assert_eq!(back.height(), orig.height());
     assert_eq!(back.column("text").unwrap().str().unwrap().get(0), orig.column("text").unwrap().str().unwrap().get(0));
     let html = revmod::show::Show::html(&ea.show(3));

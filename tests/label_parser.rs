@@ -43,19 +43,8 @@ fn seed_failure_shapes() {
     assert_eq!(normalize_violation("NON-VISIT"), None);
 }
 
-/// xorshift64*: a seeded stream for the fuzzers (no dependency, reproducible failures).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+/// The fuzzers' seeded stream (reproducible failures): the crate's one RNG.
+use revmod::rng::SplitMix64 as Rng;
 
 const FRAGMENTS: &[&str] = &[
     "```json", "```", "{", "}", "[", "]", "\"", ":", ",", " ", "\n", "\\", "\\u12", "\\ud800", "\"is_relevant\"",
@@ -69,7 +58,7 @@ fn random_text(rng: &mut Rng) -> String {
     for _ in 0..rng.below(40) {
         if rng.below(4) == 0 {
             // raw bytes, made text the way a decoder would (lossy)
-            let bytes: Vec<u8> = (0..rng.below(8)).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..rng.below(8)).map(|_| rng.next_u64() as u8).collect();
             s.push_str(&String::from_utf8_lossy(&bytes));
         } else {
             s.push_str(FRAGMENTS[rng.below(FRAGMENTS.len())]);

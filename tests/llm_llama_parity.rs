@@ -9,9 +9,9 @@ use revmod::llm::{self, GenerateParams};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::python;
 
 fn peer(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/llama_peer.py");

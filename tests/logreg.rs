@@ -1,27 +1,30 @@
 //! The logistic regression, both solvers (dual coordinate descent, trust region), against linfa-logistic
 //! (small dense data) and against scikit-learn's liblinear (real TF-IDF matrices, tests/peers/sklearn_baseline.py).
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use linfa::traits::{Fit, Predict};
 use linfa::Dataset;
 use ndarray::{Array1, Array2};
 use revmod::linear::dual::{solve, DualSolver};
-use revmod::linear::{ClassWeight, DualRows, LogRegModel, LogRegParams, Solver};
+use revmod::linear::{ClassWeight, DualParams, DualRows, LogRegError, LogRegModel, LogRegParams, Solver};
 use revmod::text::{CsrMatrix, TextFeaturesParams, TfidfParams};
 use serde_json::json;
-use support::{derived_labels, peer, reviews, Rng};
+use support::{derived_labels, peer, reviews, SplitMix64};
+
+/// The dual solver's settings of the epoch-by-epoch test.
+const DUAL: DualParams = DualParams { bias: 1.0, eps: 1e-4, max_epochs: 1000, seed: 5 };
 
 /// Dense data from a known logistic model; `true` is the majority class (linfa-logistic calls the
 /// larger class positive).
 fn dense_data(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array1<bool>) {
-    let mut rng = Rng(seed);
-    let w: Vec<f64> = (0..d).map(|_| rng.unif() * 2.0 - 1.0).collect();
-    let x = Array2::from_shape_fn((n, d), |_| rng.unif() * 2.0 - 1.0);
+    let mut rng = SplitMix64(seed);
+    let w: Vec<f64> = (0..d).map(|_| rng.next_f64() * 2.0 - 1.0).collect();
+    let x = Array2::from_shape_fn((n, d), |_| rng.next_f64() * 2.0 - 1.0);
     let y = Array1::from_iter(x.outer_iter().map(|r| {
         let z: f64 = 0.6 + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
-        rng.unif() < 1.0 / (1.0 + (-z).exp())
+        rng.next_f64() < 1.0 / (1.0 + (-z).exp())
     }));
     assert!(y.iter().filter(|&&b| b).count() * 2 > n);
     (x, y)
@@ -115,7 +118,29 @@ fn matches_sklearn_liblinear_on_real_tfidf() {
 fn one_class_is_a_clear_error() {
     let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
     let e = LogRegParams::default().fit_sparse(&x, &[false, false]).unwrap_err();
-    assert!(format!("{e}").contains("both classes"), "{e}");
+    assert_eq!(e, LogRegError::OneClass { positives: 0, rows: 2 }, "{e}");
+    let e = LogRegParams::default().fit_sparse(&x, &[true]).unwrap_err();
+    assert_eq!(e, LogRegError::Shape { rows: 2, targets: 1 }, "{e}");
+}
+
+#[test]
+fn bad_parameters_are_typed_errors_before_any_work() {
+    let x = CsrMatrix::from_dense(&ndarray::array![[1.0, 0.0], [0.5, 2.0]].view());
+    let y = [false, true];
+    let fit = |p: LogRegParams| p.fit_sparse(&x, &y).unwrap_err();
+    assert_eq!(fit(LogRegParams { c: 0.0, ..Default::default() }), LogRegError::InvalidC(0.0));
+    assert_eq!(fit(LogRegParams { c: -1.0, solver: Solver::Tron, ..Default::default() }), LogRegError::InvalidC(-1.0));
+    assert!(matches!(fit(LogRegParams { c: f64::NAN, ..Default::default() }), LogRegError::InvalidC(_)));
+    assert_eq!(fit(LogRegParams { tol: 0.0, ..Default::default() }), LogRegError::InvalidTolerance { name: "tol", value: 0.0 });
+    assert_eq!(
+        fit(LogRegParams { dual_tol: -1e-4, ..Default::default() }),
+        LogRegError::InvalidTolerance { name: "dual_tol", value: -1e-4 }
+    );
+    assert_eq!(fit(LogRegParams { max_iter: 0, ..Default::default() }), LogRegError::ZeroMaxIter);
+    assert_eq!(fit(LogRegParams { intercept_scaling: 0.0, ..Default::default() }), LogRegError::InvalidInterceptScaling(0.0));
+    assert!(LogRegParams { intercept_scaling: 0.0, fit_intercept: false, ..Default::default() }.check().is_ok());
+    let many = LogRegParams { max_iter: 0, ..Default::default() }.fit_many(&x, None, &[&y, &y]);
+    assert!(many.iter().all(|r| r.as_ref().unwrap_err() == &LogRegError::ZeroMaxIter));
 }
 
 /// Real TF-IDF rows, each repeated 1-4 times as a resampled data set would, some copies with the other
@@ -124,7 +149,7 @@ fn duplicated_rows() -> (CsrMatrix, Vec<Vec<bool>>, usize) {
     let revs = reviews(900);
     let texts: Vec<&str> = revs.iter().map(|r| r.text.as_str()).collect();
     let (_, x) = TfidfParams::seed_word().fit_transform(&texts).unwrap();
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64(7);
     let (mut idx, mut ys) = (Vec::new(), vec![Vec::new(), Vec::new()]);
     for i in 0..x.n_rows {
         let rel = derived_labels(&revs[i], i, 0)[0];
@@ -192,7 +217,7 @@ fn the_dual_solver_runs_epoch_by_epoch() {
     let rows = DualRows::new(&x, None);
     let y: Vec<f64> = ys[0].iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
     let entries = rows.entries(&y, &vec![1.0; y.len()]);
-    let mut s = DualSolver::new(&rows, &entries, 1.0, 1e-4, 1000, 5);
+    let mut s = DualSolver::new(&rows, &entries, &DUAL);
     let mut guesses = Vec::new();
     while !s.done() {
         guesses.push(s.epochs_left());
@@ -203,7 +228,7 @@ fn the_dual_solver_runs_epoch_by_epoch() {
     assert!(guesses[2..].iter().all(|g| g.is_finite() && *g >= 1.0), "{guesses:?}");
     let r = s.result();
     assert!(r.converged && r.epochs == guesses.len(), "{r:?}");
-    let (w, whole) = solve(&rows, &entries, 1.0, 1e-4, 1000, 5);
+    let (w, whole) = solve(&rows, &entries, &DUAL);
     assert_eq!(s.finish().0, w);
     assert_eq!(whole.epochs, r.epochs);
 }

@@ -8,9 +8,7 @@
 //! at sampled rows (first, middle, last, and the first row with a non-empty value of each nested column)
 //! must equal what revmod holds, nested lists and structs included (CSV: nested columns as JSON text).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use revmod::data::{load_df, write_sample, SampleParams};
 use revmod::eval::{calibrate, error_analysis, CalibrateParams, ErrorAnalysisParams};
@@ -20,15 +18,14 @@ use revmod::output::{json_values, write_csv, write_parquet};
 use revmod::polars::prelude::*;
 use revmod::score::{score_all, score_files, ScoreFiles, ScoreParams};
 use revmod::split::{split, SplitParams};
-use revmod::train::{artifacts, train_baseline, BaselineParams};
+use revmod::train::{artifacts, train_baseline, BaselineParams, Trained};
 use serde_json::{json, Value};
 
 const N_LABEL: usize = 300;
 const PART_SIZE: usize = 100;
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
-use h1_support::python;
+#[path = "support/mod.rs"]
+mod support;
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("revmod-test-{name}-{}", std::process::id()));
@@ -81,7 +78,7 @@ fn run_walkthrough(out: &Path) -> Vec<Artifact> {
     // Steps 9-10: split, model, metrics.csv.
     let ml = split(&ckpt.labeled, &SplitParams::default()).unwrap();
     arts.push(Artifact::new(ml.save(out).unwrap(), &ml.df));
-    let (mut baseline, metrics) = train_baseline(&ml, &BaselineParams::default()).unwrap();
+    let Trained { model: mut baseline, metrics } = train_baseline(&ml, &BaselineParams::default()).unwrap();
     let model_dir = out.join("models/baseline_tfidf_lr");
     artifacts::save_with_metrics(&baseline, &metrics, &model_dir).unwrap();
     arts.push(Artifact::new(model_dir.join("metrics.csv"), &metrics.table().unwrap()));
@@ -99,7 +96,7 @@ fn run_walkthrough(out: &Path) -> Vec<Artifact> {
 
     // Step 14: the scored table (notebook: write_parquet), and as CSV with its nested columns as JSON.
     let quiet = ScoreParams { progress: false, ..ScoreParams::default() };
-    let (scored, _) = score_all(&baseline, df, &quiet).unwrap();
+    let scored = score_all(&baseline, df, &quiet).unwrap().df;
     let scored_path = out.join("scored_reviews.parquet");
     write_parquet(&scored, &scored_path).unwrap();
     arts.push(Artifact::new(&scored_path, &scored));
@@ -119,7 +116,7 @@ fn run_walkthrough(out: &Path) -> Vec<Artifact> {
     // `revmod score`: the same reviews streamed from JSON lines in several row groups.
     let stream_path = out.join("scored_stream.parquet");
     let files = ScoreFiles { reviews: sample.review_path.clone(), meta: Some(sample.meta_path.clone()), out: stream_path.clone() };
-    let (summary, _) = score_files(&baseline, &files, &ScoreParams { batch_rows: 1000, ..quiet }).unwrap();
+    let summary = score_files(&baseline, &files, &ScoreParams { batch_rows: 1000, ..quiet }).unwrap().summary;
     let (streamed, _) = read_parquet(&stream_path).unwrap();
     assert_eq!(streamed.height(), summary.rows);
     assert_eq!(streamed.height(), scored.height(), "revmod score and score_all scored different rows");
@@ -227,18 +224,7 @@ fn read_with_peers(arts: &[Artifact], rows: &[Vec<usize>]) -> Value {
             })
         })
         .collect();
-    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/read_outputs.py");
-    let mut child = Command::new(python())
-        .arg(&peer)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python peer");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&request).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "read_outputs.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    support::peer("read_outputs.py", &Value::Array(request))
 }
 
 #[test]
@@ -317,12 +303,7 @@ fn csv_writes_nested_columns_as_json_text_and_leaves_no_temporary_file() {
     let path = dir.join("t.csv");
     write_csv(&df, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let back = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.clone()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let back = support::read_csv(&path);
     assert_eq!(back.height(), 2, "{text}");
     let pics_back: Vec<Option<&str>> = back.column("pics").unwrap().str().unwrap().iter().collect();
     assert_eq!(serde_json::from_str::<Value>(pics_back[0].unwrap()).unwrap(), json!(["a.jpg", "b \"q\".jpg"]));

@@ -6,22 +6,17 @@ use std::io::Write;
 
 use ndarray::Array2;
 use polars::prelude::*;
+#[path = "support/mod.rs"]
+mod support;
+
 use revmod::labels::{Scorer, LABELS};
 use revmod::score::{
     examples_per_label, label_distribution, label_examples, score_all, score_files, score_stream, ScoreFiles,
-    ScoreParams,
+    ScoreParams, Scored, ScoredFiles,
 };
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
-
 fn texts(part: &str) -> Vec<Option<String>> {
-    let path = format!("{DATA}/{part}");
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(path.into()))
-        .unwrap()
-        .finish()
-        .unwrap();
+    let df = support::read_csv(&std::path::Path::new(support::REVIEWS_40K).join(part));
     df.column("text").unwrap().str().unwrap().iter().map(|t| t.map(str::to_string)).collect()
 }
 
@@ -90,8 +85,8 @@ fn quiet(batch_rows: usize, chunk_rows: usize) -> ScoreParams {
 
 /// Streaming (small batches, parallel chunks) == one in-memory batch == each row alone, bit for bit.
 fn check_streaming_equals_row_by_row(model: &dyn Scorer, df: &DataFrame) {
-    let (a, sa) = score_all(model, df, &quiet(1000, 37)).unwrap();
-    let (b, sb) = score_all(model, df, &quiet(usize::MAX, usize::MAX)).unwrap();
+    let Scored { df: a, summary: sa } = score_all(model, df, &quiet(1000, 37)).unwrap();
+    let Scored { df: b, summary: sb } = score_all(model, df, &quiet(usize::MAX, usize::MAX)).unwrap();
     assert_eq!(sa.rows, df.height());
     assert_eq!(sa.null_texts, df.column("text").unwrap().null_count());
     assert_eq!(sa.flagged, sb.flagged);
@@ -130,7 +125,7 @@ fn streaming_equals_in_memory_equals_row_by_row_hash_scorer() {
 #[test]
 fn distribution_and_examples_follow_the_scored_columns() {
     let model = HashScorer::new();
-    let (scored, summary) = score_all(&model, &frame(5000), &quiet(512, 64)).unwrap();
+    let Scored { df: scored, summary } = score_all(&model, &frame(5000), &quiet(512, 64)).unwrap();
     let d = label_distribution(&scored).unwrap();
     let flagged: Vec<u64> = d.table.column("flagged").unwrap().u64().unwrap().into_no_null_iter().collect();
     assert_eq!(flagged, summary.flagged.iter().map(|&x| x as u64).collect::<Vec<_>>());
@@ -167,7 +162,7 @@ fn score_files_streams_json_lines_to_parquet_with_bad_lines_reported() {
     drop(f);
     let out = dir.join("sub/scored.parquet");
     let files = ScoreFiles { reviews: reviews.clone(), meta: None, out: out.clone() };
-    let (summary, report) = score_files(&model, &files, &quiet(256, 50)).unwrap();
+    let ScoredFiles { summary, report } = score_files(&model, &files, &quiet(256, 50)).unwrap();
     assert_eq!(report.review_bad, 1);
     assert_eq!(report.bad_lines[0].line, 101);
     assert_eq!(summary.rows, 3000 - report.review_duplicates);
@@ -189,15 +184,13 @@ fn score_files_streams_json_lines_to_parquet_with_bad_lines_reported() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[path = "h1_support/mod.rs"]
-mod h1_support;
 
 #[test]
 fn streaming_equals_in_memory_equals_row_by_row_trained_baseline() {
-    let reviews = h1_support::reviews(4000);
-    let labeled = h1_support::labeled_frame(&reviews, 1000);
+    let reviews = support::reviews(4000);
+    let labeled = support::labeled_frame(&reviews, 1000);
     let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
-    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    let model = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap().model;
     // Score reviews the model never saw.
     check_streaming_equals_row_by_row(&model, &frame(12_000).slice(4000, 8000));
 }

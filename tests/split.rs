@@ -1,24 +1,24 @@
 //! `split` against iterstrat itself (tests/peers/iterstrat_split.py): random label matrices with rare
 //! and empty labels, and the seed's two-stage 70/15/15 split of real reviews.
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use revmod::labels::{LABELS, TARGETS};
 use revmod::split::iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
 use revmod::split::{split, MlReady, Part, SplitParams};
 use serde_json::json;
-use support::{labeled_frame, peer, reviews, Rng};
+use support::{labeled_frame, peer, reviews, SplitMix64};
 
-fn random_matrix(rng: &mut Rng) -> Vec<Vec<bool>> {
+fn random_matrix(rng: &mut SplitMix64) -> Vec<Vec<bool>> {
     let n = 10 + rng.below(500);
     let l = 2 + rng.below(5);
     let probs = [0.5, 0.2, 0.05, 0.01, 0.0];
     let p: Vec<f64> = (0..l).map(|_| probs[rng.below(probs.len())]).collect();
-    let mut y: Vec<Vec<bool>> = (0..n).map(|_| p.iter().map(|&p| rng.unif() < p).collect()).collect();
+    let mut y: Vec<Vec<bool>> = (0..n).map(|_| p.iter().map(|&p| rng.next_f64() < p).collect()).collect();
     // Some labels get exactly 1-5 positives.
     for j in 0..l {
-        if rng.unif() < 0.3 {
+        if rng.next_f64() < 0.3 {
             for row in y.iter_mut() {
                 row[j] = false;
             }
@@ -37,7 +37,7 @@ fn supports(y: &[Vec<bool>], idx: &[usize]) -> Vec<usize> {
 
 #[test]
 fn matches_iterstrat_on_random_label_matrices() {
-    let mut rng = Rng(2024);
+    let mut rng = SplitMix64(2024);
     let test_sizes = [0.3, 0.5, 0.15];
     let cases: Vec<(Vec<Vec<bool>>, f64, u32)> = (0..150)
         .map(|_| (random_matrix(&mut rng), test_sizes[rng.below(3)], rng.below(1000) as u32))
@@ -50,7 +50,7 @@ fn matches_iterstrat_on_random_label_matrices() {
     for (k, (y, t, s)) in cases.iter().enumerate() {
         let ours = multilabel_stratified_shuffle_split(&LabelMatrix::from_rows(y), *t, *s).unwrap().1;
         let theirs: Vec<usize> = serde_json::from_value(out["cases"][k]["test"].clone()).unwrap();
-        // The criterion: equal sizes, every label's support within +-1 ...
+        // Parity with iterstrat: equal sizes, every label's support within +-1 ...
         assert_eq!(ours.len(), theirs.len(), "case {k}: test sizes differ");
         for (a, b) in supports(y, &ours).iter().zip(supports(y, &theirs)) {
             assert!(a.abs_diff(b) <= 1, "case {k}: label support {a} vs iterstrat {b}");

@@ -1,11 +1,11 @@
 //! TF-IDF parity with scikit-learn's TfidfVectorizer (tests/peers/sklearn_tfidf.py) on real review
 //! texts and on texts built to hit the Unicode corners (combining marks, Python-only whitespace).
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use revmod::text::analyzer::{is_py_space, is_py_word};
-use revmod::text::{CsrMatrix, DfBound, TfidfParams};
+use revmod::text::{Analyzer, CsrMatrix, DfBound, TextFeaturesParams, TfidfError, TfidfParams};
 use serde_json::{json, Value};
 use support::{peer, reviews};
 
@@ -143,7 +143,31 @@ fn python_character_classes_are_the_running_pythons() {
 #[test]
 fn errors_are_clear() {
     let e = TfidfParams::seed_word().fit(&[]).unwrap_err();
-    assert!(format!("{e:#}").contains("zero documents"));
+    assert_eq!(e, TfidfError::NoDocuments, "{e}");
     let e = TfidfParams::seed_word().fit(&["a b c", "! ?"]).unwrap_err();
-    assert!(format!("{e:#}").contains("no terms"), "{e:#}");
+    assert_eq!(e, TfidfError::EmptyVocabulary(Analyzer::Word), "{e}");
+    let docs = ["the cat sat", "the dog sat", "a cat ran"];
+    let e = TfidfParams { min_df: DfBound::Count(3), max_df: DfBound::Fraction(1.0), ..TfidfParams::seed_word() }.fit(&docs).unwrap_err();
+    assert_eq!(e, TfidfError::NoTermsAfterPruning, "{e}");
+}
+
+#[test]
+fn bad_parameters_are_typed_errors_before_any_work() {
+    let docs = ["the cat sat", "the dog sat"];
+    let w = TfidfParams::seed_word;
+    let fit = |p: TfidfParams| p.fit(&docs).unwrap_err();
+    assert_eq!(fit(TfidfParams { ngram_range: (2, 1), ..w() }), TfidfError::InvalidNgramRange(2, 1));
+    assert_eq!(fit(TfidfParams { ngram_range: (0, 1), ..w() }), TfidfError::InvalidNgramRange(0, 1));
+    assert_eq!(fit(TfidfParams { max_df: DfBound::Fraction(1.5), ..w() }), TfidfError::InvalidDfFraction { name: "max_df", value: 1.5 });
+    let (lo, hi) = (DfBound::Count(5), DfBound::Count(2));
+    assert_eq!(fit(TfidfParams { min_df: lo, max_df: hi, ..w() }), TfidfError::MinDfAboveMaxDf { min_df: lo, max_df: hi });
+    let (lo, hi) = (DfBound::Fraction(0.8), DfBound::Fraction(0.5));
+    assert_eq!(fit(TfidfParams { min_df: lo, max_df: hi, ..w() }), TfidfError::MinDfAboveMaxDf { min_df: lo, max_df: hi });
+    // mixed kinds: compared on the documents (2 documents: max_df 0.5 is 1 document, min_df 2)
+    let (lo, hi) = (DfBound::Count(2), DfBound::Fraction(0.5));
+    assert!(TfidfParams { min_df: lo, max_df: hi, ..w() }.check().is_ok());
+    assert_eq!(fit(TfidfParams { min_df: lo, max_df: hi, ..w() }), TfidfError::MinDfAboveMaxDf { min_df: lo, max_df: hi });
+    assert_eq!(fit(TfidfParams { max_features: Some(0), ..w() }), TfidfError::ZeroMaxFeatures);
+    let bad = TextFeaturesParams { char: TfidfParams { ngram_range: (5, 3), ..TfidfParams::seed_char() }, ..Default::default() };
+    assert_eq!(bad.check().unwrap_err(), TfidfError::InvalidNgramRange(5, 3));
 }

@@ -2,14 +2,14 @@
 //! scikit-learn pipeline (tests/peers/sklearn_baseline.py), artifacts that load back scoring
 //! identically and that Python reads, and labels with few or no positives.
 
-#[path = "h1_support/mod.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use std::sync::OnceLock;
 
 use revmod::labels::{Scorer, LABELS};
 use revmod::split::{split, MlReady, Part, SplitParams};
-use revmod::train::{artifacts, train_baseline, Baseline, BaselineParams, LabelModel, Metrics};
+use revmod::train::{artifacts, train_baseline, Baseline, BaselineParams, LabelModel, Metrics, Trained};
 use serde_json::json;
 use support::{labeled_frame, peer, reviews};
 
@@ -19,7 +19,7 @@ fn trained() -> &'static (MlReady, Baseline, Metrics) {
     CELL.get_or_init(|| {
         let df = labeled_frame(&reviews(2400), 1200);
         let ml = split(&df, &SplitParams::default()).unwrap();
-        let (b, m) = train_baseline(&ml, &BaselineParams::default()).unwrap();
+        let Trained { model: b, metrics: m } = train_baseline(&ml, &BaselineParams::default()).unwrap();
         (ml, b, m)
     })
 }
@@ -148,7 +148,7 @@ fn a_label_without_positives_is_reported_not_fatal() {
     let df = labeled_frame(&reviews(600), 0); // spam: no positives at all
     let ml = split(&df, &SplitParams::default()).unwrap();
     assert_eq!(ml.report.labels_without_positives, vec!["spam".to_string()]);
-    let (b, m) = train_baseline(&ml, &BaselineParams::default()).unwrap();
+    let Trained { model: b, metrics: m } = train_baseline(&ml, &BaselineParams::default()).unwrap();
     let j = b.label_index("spam").unwrap();
     assert!(matches!(&b.models()[j], LabelModel::Constant { proba, .. } if *proba == 0.0));
     assert!(m.notes.iter().any(|n| n.contains("\"spam\"") && n.contains("0 positive")), "{:?}", m.notes);

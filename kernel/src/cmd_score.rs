@@ -36,7 +36,7 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         .with_context(|| format!("loading the model from {}", a.model.display()))?;
     let params = ScoreParams { batch_rows: a.batch_rows, progress: !a.quiet, ..ScoreParams::default() };
     let files = ScoreFiles { reviews: a.reviews, meta: a.meta, out: a.out };
-    let (summary, report) = score_files(&model, &files, &params)?;
+    let revmod::score::ScoredFiles { summary, report } = score_files(&model, &files, &params)?;
     print!("{}", report_text(&summary, &report, &files.out));
     Ok(())
 }

@@ -24,26 +24,23 @@ pub struct TrainArgs {
 /// Splits (unless the input is already split), trains, saves, and prints supports and metrics.
 pub fn train(a: TrainArgs) -> Result<()> {
     let df = read_table(&a.input)?;
-    let ml = if df.column("split").is_ok() {
+    let pre_split = df.column("split").is_ok();
+    let ml = if pre_split {
         eprintln!("{}: already split (has a `split` column); using it as is", a.input.display());
         MlReady::from_df(df).with_context(|| format!("in {}", a.input.display()))?
     } else {
         let ml = split(&df, &SplitParams::default()).with_context(|| format!("splitting {}", a.input.display()))?;
-        let r = &ml.report;
-        eprintln!(
-            "split: {} input rows, {} without text, {} with a missing label (first at row {:?}), {} duplicate texts dropped",
-            r.n_input, r.n_missing_text, r.n_missing_label, r.first_missing_label, r.n_duplicates
-        );
+        eprintln!("{}", ml.report);
         let p = ml.save(&a.out)?;
         eprintln!("wrote {}", p.display());
         ml
     };
-    if !ml.report.labels_without_positives.is_empty() {
+    if pre_split && !ml.report.labels_without_positives.is_empty() {
         eprintln!("warning: labels without any positive row: {:?}", ml.report.labels_without_positives);
     }
     println!("label supports per split:\n{}", ml.supports()?);
     let t = std::time::Instant::now();
-    let (model, metrics) = train_baseline(&ml, &BaselineParams::default())?;
+    let revmod::train::Trained { model, metrics } = train_baseline(&ml, &BaselineParams::default())?;
     let dir = a.out.join("models").join(MODEL_DIR);
     artifacts::save_with_metrics(&model, &metrics, &dir)?;
     println!("metrics:\n{}", metrics.table()?);

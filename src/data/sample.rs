@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
+use crate::rng::SplitMix64;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,16 @@ pub struct SampleParams {
 impl Default for SampleParams {
     fn default() -> Self {
         SampleParams { reviews: 3000, businesses: None, seed: 42, malformed: 2, state: "Vermont".into(), truth: true }
+    }
+}
+
+impl SampleParams {
+    /// Checks the parameters before any work ([`crate::params`]): `businesses`, when given, at least 1.
+    pub fn check(&self) -> Result<&Self, crate::params::ParamError> {
+        if let Some(b) = self.businesses {
+            crate::params::nonzero("businesses", b)?;
+        }
+        Ok(self)
     }
 }
 
@@ -86,26 +97,22 @@ pub struct SampleSummary {
     pub kinds: Vec<(Kind, usize)>,
 }
 
-/// SplitMix64: tiny, fast, and stable across versions (output must never change with a dependency).
+/// The generator's random choices, on the crate's one seeded RNG ([`crate::rng::SplitMix64`]).
 #[derive(Clone)]
-struct Rng(u64);
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
         ((self.next() >> 11) as u128 * n as u128 >> 53) as usize
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
@@ -511,9 +518,10 @@ fn review_chunk(ci: usize, n: usize, malformed_at: &[usize], p: &SampleParams, b
 /// Fast enough for benchmarks (1M reviews in seconds, generated in parallel chunks); the output is the
 /// same for the same parameters whatever the number of threads.
 pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSummary> {
+    p.check()?;
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let n_biz = p.businesses.unwrap_or((p.reviews / 40).max(30)).max(1);
+    let n_biz = p.businesses.unwrap_or((p.reviews / 40).max(30));
     let biz = businesses(n_biz, p.seed);
     let mut r = Rng::new(p.seed ^ 0x3E7A);
     let orphan_ids: Vec<String> = (0..8).map(|_| format!("0x{}:0x{}", hex16(&mut r), hex16(&mut r))).collect();

@@ -9,19 +9,23 @@
 //! positives), the guard falls back to `fallback_threshold` (0.5). `guard: false` reproduces the seed (the
 //! verdict is still reported).
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use polars::prelude::{df, DataFrame};
 
 use super::frame;
 use super::metrics::Counts;
 use super::pr::{pr_curve, BestF1, PrCurve};
-use crate::labels::Scorer;
+use crate::labels::{target_column, Label, Scorer};
+use crate::split::Part;
+use crate::params::{self, ParamError};
 
-/// Calibration settings, defaults as the issue asks (guard on, 5 positives, 3x the base rate).
+/// Calibration settings; defaults: guard on, at least 5 validation positives, at most 3x the base rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalibrateParams {
-    /// Split the curves are computed on (the seed: "val").
-    pub split: String,
+    /// Part of the split the curves are computed on (the seed: validation).
+    pub split: Part,
     /// Guard on (recommended) or off (reproduces the seed's thresholds).
     pub guard: bool,
     /// Fewer validation positives than this keeps the previous threshold.
@@ -36,7 +40,17 @@ pub struct CalibrateParams {
 
 impl Default for CalibrateParams {
     fn default() -> Self {
-        Self { split: "val".into(), guard: true, min_positives: 5, max_flag_multiple: 3.0, fallback_threshold: 0.5 }
+        Self { split: Part::Val, guard: true, min_positives: 5, max_flag_multiple: 3.0, fallback_threshold: 0.5 }
+    }
+}
+
+impl CalibrateParams {
+    /// Checks the parameters before any work ([`crate::params`]): `max_flag_multiple` positive,
+    /// `fallback_threshold` strictly between 0 and 1.
+    pub fn check(&self) -> Result<&Self, ParamError> {
+        params::positive("max_flag_multiple", self.max_flag_multiple)?;
+        params::unit_open("fallback_threshold", self.fallback_threshold)?;
+        Ok(self)
     }
 }
 
@@ -61,22 +75,108 @@ pub struct LabelCalibration {
     pub best_flag_rate: f64,
     /// Threshold after calibration.
     pub new_threshold: f64,
-    /// Whether `new_threshold` is the F1-optimal one (false: the guard kept the old one or fell back).
-    pub updated: bool,
-    /// Whether the guard replaced the old threshold by `fallback_threshold` (the old one flags too much).
-    pub fell_back: bool,
-    /// The guard's objection to the F1-optimal threshold, if any (reported even with the guard off).
-    pub guard_reason: Option<String>,
+    /// What was decided and why ([`Decision::decide`]): `status()`, `warnings()` and `reasons()` all
+    /// read it.
+    pub decision: Decision,
+}
+
+/// The small-support guard's objection to a label's F1-optimal threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardObjection {
+    /// Fewer validation positives than `min_positives`: a PR curve on so few points is noise.
+    FewPositives {
+        /// Validation positives.
+        positives: usize,
+        /// The guard's minimum.
+        min_positives: usize,
+        /// The F1-optimal threshold.
+        threshold: f64,
+        /// Validation flag rate at that threshold.
+        flag_rate: f64,
+    },
+    /// The F1-optimal threshold flags more than `max_flag_multiple` times the labeled base rate.
+    FlagsTooMany {
+        /// The F1-optimal threshold.
+        threshold: f64,
+        /// Validation flag rate at that threshold.
+        flag_rate: f64,
+        /// The guard's multiple.
+        max_flag_multiple: f64,
+        /// Validation positives / rows.
+        base_rate: f64,
+    },
+}
+
+impl std::fmt::Display for GuardObjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            GuardObjection::FewPositives { positives, min_positives, threshold, flag_rate } => write!(
+                f,
+                "only {positives} validation positive(s) (< min_positives {min_positives}): a PR curve on so few \
+                 points is noise; the F1-optimal threshold {threshold:.4} would flag {:.1}% of validation rows",
+                100.0 * flag_rate
+            ),
+            GuardObjection::FlagsTooMany { threshold, flag_rate, max_flag_multiple, base_rate } => write!(
+                f,
+                "the F1-optimal threshold {threshold:.4} would flag {:.1}% of validation rows, more than \
+                 {max_flag_multiple}x the labeled base rate {:.1}%",
+                100.0 * flag_rate,
+                100.0 * base_rate
+            ),
+        }
+    }
+}
+
+/// What calibration decided for one label: one value instead of three flags that had to agree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The F1-optimal threshold, with no objection from the guard.
+    Updated,
+    /// The F1-optimal threshold although the guard objects (guard off: the seed's behaviour).
+    UpdatedDespiteGuard(GuardObjection),
+    /// The previous threshold kept by the guard.
+    Kept(GuardObjection),
+    /// The guard's fallback threshold: it objects to the F1-optimal one and the previous one flags too
+    /// much as well.
+    FellBack(GuardObjection),
+}
+
+impl Decision {
+    /// The one place the decision is made: the guard's `objection` (if any) stops the F1-optimal
+    /// threshold only when the guard is on; then the previous threshold is kept if `old_ok` (it passes
+    /// the flag-rate rule, or is the fallback), else the fallback replaces it.
+    pub fn decide(guard: bool, objection: Option<GuardObjection>, old_ok: bool) -> Decision {
+        match objection {
+            None => Decision::Updated,
+            Some(o) if !guard => Decision::UpdatedDespiteGuard(o),
+            Some(o) if old_ok => Decision::Kept(o),
+            Some(o) => Decision::FellBack(o),
+        }
+    }
+
+    /// Whether the new threshold is the F1-optimal one.
+    pub fn updated(&self) -> bool {
+        matches!(self, Decision::Updated | Decision::UpdatedDespiteGuard(_))
+    }
+
+    /// The guard's objection, if any (reported even with the guard off).
+    pub fn objection(&self) -> Option<&GuardObjection> {
+        match self {
+            Decision::Updated => None,
+            Decision::UpdatedDespiteGuard(o) | Decision::Kept(o) | Decision::FellBack(o) => Some(o),
+        }
+    }
 }
 
 impl LabelCalibration {
-    /// One-word outcome for tables: `updated`, `KEPT (guard)` or `UPDATED DESPITE GUARD (guard off)`.
+    /// One-word outcome for tables: `updated`, `KEPT (guard)`, `FALLBACK (guard)` or
+    /// `UPDATED DESPITE GUARD (guard off)`.
     pub fn status(&self) -> &'static str {
-        match (self.updated, self.guard_reason.is_some()) {
-            (true, false) => "updated",
-            (false, _) if self.fell_back => "FALLBACK (guard)",
-            (false, _) => "KEPT (guard)",
-            (true, true) => "UPDATED DESPITE GUARD (guard off)",
+        match self.decision {
+            Decision::Updated => "updated",
+            Decision::FellBack(_) => "FALLBACK (guard)",
+            Decision::Kept(_) => "KEPT (guard)",
+            Decision::UpdatedDespiteGuard(_) => "UPDATED DESPITE GUARD (guard off)",
         }
     }
 }
@@ -96,36 +196,30 @@ pub fn calibrate_label(
     let base_rate = positives as f64 / n as f64;
     let old_flag_rate = Counts::at_threshold(y, p, old_threshold)?.flag_rate();
     let best_flag_rate = Counts::at_threshold(y, p, best.threshold)?.flag_rate();
-    let guard_reason = if positives < params.min_positives {
-        Some(format!(
-            "only {positives} validation positive(s) (< min_positives {}): a PR curve on so few points is \
-             noise; the F1-optimal threshold {:.4} would flag {:.1}% of validation rows",
-            params.min_positives,
-            best.threshold,
-            100.0 * best_flag_rate
-        ))
+    let objection = if positives < params.min_positives {
+        Some(GuardObjection::FewPositives {
+            positives,
+            min_positives: params.min_positives,
+            threshold: best.threshold,
+            flag_rate: best_flag_rate,
+        })
     } else if best_flag_rate > params.max_flag_multiple * base_rate {
-        Some(format!(
-            "the F1-optimal threshold {:.4} would flag {:.1}% of validation rows, more than {}x the labeled \
-             base rate {:.1}%",
-            best.threshold,
-            100.0 * best_flag_rate,
-            params.max_flag_multiple,
-            100.0 * base_rate
-        ))
+        Some(GuardObjection::FlagsTooMany {
+            threshold: best.threshold,
+            flag_rate: best_flag_rate,
+            max_flag_multiple: params.max_flag_multiple,
+            base_rate,
+        })
     } else {
         None
     };
-    let updated = !params.guard || guard_reason.is_none();
     // The previous threshold is kept only if it passes the flag-rate rule itself (or is the fallback).
     let old_ok = old_flag_rate <= params.max_flag_multiple * base_rate || old_threshold == params.fallback_threshold;
-    let fell_back = !updated && !old_ok;
-    let new_threshold = if updated {
-        best.threshold
-    } else if fell_back {
-        params.fallback_threshold
-    } else {
-        old_threshold
+    let decision = Decision::decide(params.guard, objection, old_ok);
+    let new_threshold = match decision {
+        Decision::Updated | Decision::UpdatedDespiteGuard(_) => best.threshold,
+        Decision::FellBack(_) => params.fallback_threshold,
+        Decision::Kept(_) => old_threshold,
     };
     Ok((
         LabelCalibration {
@@ -138,9 +232,7 @@ pub fn calibrate_label(
             best,
             best_flag_rate,
             new_threshold,
-            updated,
-            fell_back,
-            guard_reason,
+            decision,
         },
         curve,
     ))
@@ -158,10 +250,12 @@ pub struct Calibration {
 }
 
 /// Seed cell 12: PR curve per label on the validation split of `data` (the ML-ready frame with `text`,
-/// `y_*` and `split`), threshold = argmax F1, guarded. Prints guard warnings to stderr; does not change
+/// `y_*` and `split`), threshold = argmax F1, guarded. Quiet: the guard's warnings are values ([`Calibration::warnings`],
+/// shown by its display; the caller prints them where it wants); does not change
 /// the model (apply [`Calibration::thresholds`] and save with [`Calibration::update_thresholds_json`]).
 pub fn calibrate(model: &dyn Scorer, data: &DataFrame, params: &CalibrateParams) -> Result<Calibration> {
-    let rows = frame::split_rows(data, &params.split)?;
+    params.check()?;
+    let rows = frame::split_rows(data, params.split)?;
     anyhow::ensure!(!rows.is_empty(), "calibrate: no rows with split == \"{}\"", params.split);
     let (all_texts, _) = frame::texts(data, "text")?;
     let texts = frame::take(&all_texts, &rows);
@@ -169,17 +263,13 @@ pub fn calibrate(model: &dyn Scorer, data: &DataFrame, params: &CalibrateParams)
     let mut labels = Vec::new();
     let mut curves = Vec::new();
     for (j, label) in model.labels().iter().enumerate() {
-        let y = frame::take(&frame::targets(data, frame::target_of(label)?)?, &rows);
+        let y = frame::take(&target_column(data, Label::target_of(label)?)?, &rows);
         let p: Vec<f64> = proba.column(j).to_vec();
         let (lc, curve) = calibrate_label(label, &y, &p, model.thresholds()[j], params)?;
         labels.push(lc);
         curves.push(curve);
     }
-    let cal = Calibration { params: params.clone(), labels, curves };
-    for w in cal.warnings() {
-        eprintln!("{w}");
-    }
-    Ok(cal)
+    Ok(Calibration { params: params.clone(), labels, curves })
 }
 
 impl Calibration {
@@ -193,14 +283,13 @@ impl Calibration {
         self.labels
             .iter()
             .filter_map(|l| {
-                l.guard_reason.as_ref().map(|r| {
-                    if l.updated {
-                        format!(
-                            "WARNING calibrate: `{}`: guard OFF, threshold {:.4} applied although {r}",
-                            l.label, l.new_threshold
-                        )
-                    } else if l.fell_back {
-                        format!(
+                Some(match &l.decision {
+                    Decision::Updated => return None,
+                    Decision::UpdatedDespiteGuard(r) => format!(
+                        "WARNING calibrate: `{}`: guard OFF, threshold {:.4} applied although {r}",
+                        l.label, l.new_threshold
+                    ),
+                    Decision::FellBack(r) => format!(
                             "WARNING calibrate: `{}`: threshold set to the fallback {:.4}: the previous {:.4} flags \
                              {:.1}% of validation rows (more than {}x the base rate {:.1}%) and {r}",
                             l.label,
@@ -209,13 +298,11 @@ impl Calibration {
                             100.0 * l.old_flag_rate,
                             self.params.max_flag_multiple,
                             100.0 * l.base_rate
-                        )
-                    } else {
-                        format!(
-                            "WARNING calibrate: `{}`: kept previous threshold {:.4} because {r}",
-                            l.label, l.old_threshold
-                        )
-                    }
+                        ),
+                    Decision::Kept(r) => format!(
+                        "WARNING calibrate: `{}`: kept previous threshold {:.4} because {r}",
+                        l.label, l.old_threshold
+                    ),
                 })
             })
             .collect()
@@ -236,7 +323,7 @@ impl Calibration {
             "f1_flag_rate" => l.iter().map(|x| x.best_flag_rate).collect::<Vec<_>>(),
             "new_threshold" => l.iter().map(|x| x.new_threshold).collect::<Vec<_>>(),
             "status" => l.iter().map(|x| x.status().to_string()).collect::<Vec<_>>(),
-            "reason" => l.iter().map(|x| x.guard_reason.clone()).collect::<Vec<_>>(),
+            "reason" => l.iter().map(|x| x.decision.objection().map(|o| o.to_string())).collect::<Vec<_>>(),
         ]?;
         Ok(df)
     }
@@ -263,7 +350,7 @@ impl Calibration {
                 recall: &c.recall,
                 precision: &c.precision,
                 chosen: Some(point_at(c, l.new_threshold)),
-                rejected: (!l.updated).then(|| (l.best.recall, l.best.precision)),
+                rejected: (!l.decision.updated()).then(|| (l.best.recall, l.best.precision)),
             })
             .collect();
         let title = format!(
@@ -313,7 +400,7 @@ impl Calibration {
                 recall: &c.recall,
                 precision: &c.precision,
                 chosen: Some(point_at(c, l.new_threshold)),
-                rejected: (!l.updated).then(|| (l.best.recall, l.best.precision)),
+                rejected: (!l.decision.updated()).then(|| (l.best.recall, l.best.precision)),
             };
             let title = format!(
                 "{}: {} val positives, threshold {:.4} ({})",
@@ -346,14 +433,14 @@ impl Calibration {
                         "val_rows": l.n,
                         "base_rate": l.base_rate,
                         "f1_flag_rate": l.best_flag_rate,
-                        "reason": l.guard_reason,
+                        "reason": l.decision.objection().map(|o| o.to_string()),
                     }),
                 )
             })
             .collect();
         serde_json::json!({
             "method": "argmax F1 on the validation precision-recall curve (scikit-learn semantics)",
-            "split": self.params.split,
+            "split": self.params.split.as_str(),
             "guard": self.params.guard,
             "min_positives": self.params.min_positives,
             "max_flag_multiple": self.params.max_flag_multiple,
@@ -368,20 +455,20 @@ impl Calibration {
     pub fn reasons(&self) -> Vec<String> {
         self.labels
             .iter()
-            .map(|l| match (&l.guard_reason, l.updated) {
-                (None, _) => format!(
+            .map(|l| match &l.decision {
+                Decision::Updated => format!(
                     "calibrated: argmax F1 {:.4} on the {} PR curve ({} positives of {} rows)",
                     l.best.f1, self.params.split, l.positives, l.n
                 ),
-                (Some(r), false) if l.fell_back => format!(
+                Decision::FellBack(r) => format!(
                     "fallback {:.4} by the small-support guard (the previous {:.4} flags {:.1}% of {} rows): {r}",
                     l.new_threshold,
                     l.old_threshold,
                     100.0 * l.old_flag_rate,
                     self.params.split
                 ),
-                (Some(r), false) => format!("kept by the small-support guard: {r}"),
-                (Some(r), true) => format!("calibrated with the guard OFF (seed behaviour) although {r}"),
+                Decision::Kept(r) => format!("kept by the small-support guard: {r}"),
+                Decision::UpdatedDespiteGuard(r) => format!("calibrated with the guard OFF (seed behaviour) although {r}"),
             })
             .collect()
     }
@@ -430,7 +517,7 @@ impl Calibration {
         }
         obj.insert("calibration".into(), self.records());
         let text = serde_json::to_string_pretty(&v)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        crate::output::write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
     }
 }
 

@@ -9,21 +9,33 @@ use polars::prelude::{df, DataFrame};
 
 use super::frame;
 use super::metrics::Counts;
-use crate::labels::Scorer;
+use crate::labels::{target_column, Label, Scorer};
+use crate::split::Part;
+use crate::params::ParamError;
 use crate::show::{DataFrameShow, Many, Text};
 
 /// Error-analysis settings (seed defaults).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorAnalysisParams {
     /// Splits to evaluate, in display order.
-    pub splits: Vec<String>,
+    pub splits: Vec<Part>,
     /// Misclassified examples kept per label, split and kind (the seed: 200).
     pub top_k: usize,
 }
 
 impl Default for ErrorAnalysisParams {
     fn default() -> Self {
-        Self { splits: vec!["val".into(), "test".into()], top_k: 200 }
+        Self { splits: vec![Part::Val, Part::Test], top_k: 200 }
+    }
+}
+
+impl ErrorAnalysisParams {
+    /// Checks the parameters before any work ([`crate::params`]): at least one split.
+    pub fn check(&self) -> Result<&Self, ParamError> {
+        if self.splits.is_empty() {
+            return Err(ParamError::Empty { name: "splits" });
+        }
+        Ok(self)
     }
 }
 
@@ -32,8 +44,8 @@ impl Default for ErrorAnalysisParams {
 pub struct Misclassified {
     /// Model label.
     pub label: String,
-    /// Split name.
-    pub split: String,
+    /// The part of the split.
+    pub split: Part,
     /// "FP" (predicted 1, truly 0; highest p first) or "FN" (predicted 0, truly 1; lowest p first).
     pub kind: &'static str,
     /// Columns `text`, `y_true`, `y_pred`, `p_<label>`.
@@ -47,13 +59,17 @@ pub struct ErrorAnalysis {
     pub metrics: DataFrame,
     /// One entry per label x split x {FP, FN}.
     pub examples: Vec<Misclassified>,
+    /// What was skipped and why (a split without rows); shown by [`ErrorAnalysis::show`].
+    pub warnings: Vec<String>,
 }
 
 /// Seed cell 11: evaluates `model` on each split of `data` (text, y_* targets, split) at its own
 /// thresholds and collects the top misclassifications. Pure apart from the model call; write the CSV
 /// files with [`ErrorAnalysis::save`].
 pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalysisParams) -> Result<ErrorAnalysis> {
+    params.check()?;
     let (texts, _) = frame::texts(data, "text")?;
+    let mut warnings = Vec::new();
     let mut m_label = Vec::new();
     let mut m_split = Vec::new();
     let mut m_n = Vec::new();
@@ -67,12 +83,12 @@ pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalys
     let targets: Vec<Vec<bool>> = model
         .labels()
         .iter()
-        .map(|l| frame::targets(data, frame::target_of(l)?))
+        .map(|l| target_column(data, Label::target_of(l)?))
         .collect::<Result<_>>()?;
-    for split in &params.splits {
+    for &split in &params.splits {
         let rows = frame::split_rows(data, split)?;
         if rows.is_empty() {
-            eprintln!("error_analysis: no rows with split == \"{split}\", skipped");
+            warnings.push(format!("error_analysis: no rows with split == \"{split}\", skipped"));
             continue;
         }
         let t = frame::take(&texts, &rows);
@@ -83,7 +99,7 @@ pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalys
             let p: Vec<f64> = proba.column(j).to_vec();
             let c = Counts::at_threshold(&y, &p, thr)?;
             m_label.push(label.clone());
-            m_split.push(split.clone());
+            m_split.push(split.as_str());
             m_n.push(c.total() as u32);
             m_support.push(c.support() as u32);
             m_flagged.push(c.flagged() as u32);
@@ -115,7 +131,7 @@ pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalys
                     "y_pred" => idx.iter().map(|&i| (p[i] >= thr) as i32).collect::<Vec<_>>(),
                     &format!("p_{label}") => idx.iter().map(|&i| p[i]).collect::<Vec<_>>(),
                 ]?;
-                examples.push(Misclassified { label: label.clone(), split: split.clone(), kind, rows: rows_df });
+                examples.push(Misclassified { label: label.clone(), split, kind, rows: rows_df });
             }
         }
     }
@@ -123,7 +139,7 @@ pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalys
         "label" => m_label, "split" => m_split, "n" => m_n, "support" => m_support, "flagged" => m_flagged,
         "precision" => m_p, "recall" => m_r, "f1" => m_f1, "threshold" => m_thr,
     ]?;
-    Ok(ErrorAnalysis { metrics, examples })
+    Ok(ErrorAnalysis { metrics, examples, warnings })
 }
 
 impl ErrorAnalysis {
@@ -147,7 +163,11 @@ impl ErrorAnalysis {
 
     /// The metrics table and, per label and split, the first `rows` FP and FN examples as tables.
     pub fn show(&self, rows: usize) -> Many {
-        let mut m = Many::new().heading("Metrics per label and split (model thresholds)").with(&self.metrics.table(100));
+        let mut m = Many::new();
+        for w in &self.warnings {
+            m = m.with(&Text(w.clone()));
+        }
+        let mut m = m.heading("Metrics per label and split (model thresholds)").with(&self.metrics.table(100));
         for e in &self.examples {
             let title = format!(
                 "{} {} {} ({} kept; {})",

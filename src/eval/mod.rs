@@ -12,7 +12,7 @@ pub mod frame;
 pub mod metrics;
 pub mod pr;
 
-pub use calibrate::{calibrate, calibrate_label, CalibrateParams, Calibration, LabelCalibration};
+pub use calibrate::{calibrate, calibrate_label, CalibrateParams, Calibration, Decision, GuardObjection, LabelCalibration};
 pub use errors::{error_analysis, ErrorAnalysis, ErrorAnalysisParams, Misclassified};
 pub use metrics::Counts;
 pub use pr::{pr_curve, BestF1, PrCurve};

@@ -12,7 +12,7 @@
 //!   only in case or in what the analyzers skip give identical rows, and resampled data sets repeat rows
 //!   outright. Copies of a row are perfectly correlated coordinates: their dual variables must become
 //!   equal, which coordinate descent does slowly, and the stopping test waits for it although `w` only
-//!   depends on their sum (on the 100k bench set, a rare label took 57 epochs unmerged, 15 merged).
+//!   depends on their sum, so a rare label takes several times fewer epochs merged.
 //!   A merged variable is visited `m` times per epoch while its row is inside the margin, about
 //!   `sqrt(m)` times otherwise (see `visits`).
 //! - **Columns are renumbered by falling document frequency** in the solver's copy of the matrix. Each
@@ -21,7 +21,7 @@
 //! - **Values are stored once per run, not per entry.** A tf-idf entry is `count * idf_j * norm_i`;
 //!   given the idf as column factors, a row is a few runs of columns that share `count * norm_i`
 //!   ([`DualRows`]), and the solver keeps `idf_j w_j`. Streaming a row then reads 4 bytes per entry
-//!   instead of 12: on the 20k bench set the five labels fit in 0.82-0.93 s instead of 1.05-1.28 s.
+//!   instead of 12.
 //! - **The copy lives on huge pages** ([`crate::mem::HugeVec`]) and the next row is prefetched: rows are
 //!   visited in random order, so each one starts with a TLB and cache miss that the hardware prefetcher
 //!   cannot hide. A row is one block (its run table, then its columns), and what a visit reads of its
@@ -31,6 +31,9 @@
 //! [`DualSolver`] runs one epoch at a time, so that [`crate::linear::LogRegParams::fit_many`] can hand
 //! labels between threads between epochs; a label's epochs do not depend on the thread that runs them.
 //!
+//! The measurements behind these choices, and the command that reproduces them, are in
+//! docs/performance.md.
+//!
 //! The stopping test takes the largest partial derivative of the dual at the current point of each
 //! visit (liblinear takes it after a shift of the starting point, which keeps a settled variable above
 //! `alpha > C/2` over `eps` for epochs). The weights come back in the caller's column order.
@@ -39,6 +42,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use crate::rng::SplitMix64;
 use crate::mem::{prefetch, HugeVec};
 use crate::text::csr::fill_rows_par;
 use crate::text::CsrMatrix;
@@ -77,9 +81,8 @@ pub struct DualRows {
     /// Column factor `f_j`, by renumbered column.
     col_scale: Vec<f64>,
     /// `f_j^2`, by renumbered column, in `f32`: the updates gather it at every entry of a row, and half
-    /// the table stays in cache better (5% off the fit at 20k rows). Rounded, it scales column `j` of
-    /// the problem by a fixed `1 + e_j`, `|e_j| < 6e-8`: no error builds up, and the probabilities move
-    /// by 8e-9 on the bench set.
+    /// the table stays in cache better. Rounded, it scales column `j` of the problem by a fixed `1 + e_j`,
+    /// `|e_j| < 6e-8`: no error builds up.
     col_sq: Vec<f32>,
     /// `x_u . x_u` of each distinct row.
     sq_norm: Vec<f64>,
@@ -393,8 +396,7 @@ impl DualRows {
 ///
 /// Only copies that agree on the label are merged. A row whose copies carry both labels keeps one
 /// variable per copy: merged, it would be two variables on the same row with opposite labels, perfectly
-/// anti-correlated, and coordinate descent zig-zags between such a pair for hundreds of epochs
-/// (measured: 72 epochs instead of 20 on the 20k bench set).
+/// anti-correlated, and coordinate descent zig-zags between such a pair for many epochs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Entry {
     /// Distinct row.
@@ -424,11 +426,25 @@ fn row_hash(c: &[u32]) -> u64 {
     h.iter().fold(0u64, |a, &b| (a.rotate_left(5) ^ b).wrapping_mul(K))
 }
 
+/// The problem's constant column and the stopping rules of [`solve`] (like [`super::tron::TronParams`] for
+/// the trust-region method).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DualParams {
+    /// Value of the constant column (`intercept_scaling`; 0: no intercept).
+    pub bias: f64,
+    /// Stop when an epoch's largest partial derivative of the dual is below this.
+    pub eps: f64,
+    /// Stop after this many epochs at the latest.
+    pub max_epochs: usize,
+    /// Seed of the visiting order ([`crate::rng::SplitMix64`]).
+    pub seed: u64,
+}
+
 /// Minimises the primal `0.5 |w|^2 + sum_e c_e ln(1 + exp(-y_e (x_e . w + bias * w_b)))` over the merged
 /// rows `entries` of `rows` through its dual. Returns the weights in the original column order (with the
 /// constant column's last when `bias != 0`).
-pub fn solve(rows: &DualRows, entries: &[Entry], bias: f64, eps: f64, max_epochs: usize, seed: u64) -> (Vec<f64>, DualResult) {
-    let mut s = DualSolver::new(rows, entries, bias, eps, max_epochs, seed);
+pub fn solve(rows: &DualRows, entries: &[Entry], params: &DualParams) -> (Vec<f64>, DualResult) {
+    let mut s = DualSolver::new(rows, entries, params);
     while !s.done() {
         s.epoch();
     }
@@ -448,7 +464,7 @@ pub struct DualSolver<'a> {
     w: Vec<f64>,
     var: Vec<Var>,
     index: Vec<usize>,
-    rng: u64,
+    rng: SplitMix64,
     innereps: f64,
     res: DualResult,
     /// `ln(gmax)` of each epoch so far.
@@ -457,7 +473,8 @@ pub struct DualSolver<'a> {
 
 impl<'a> DualSolver<'a> {
     /// The starting point of [`solve`].
-    pub fn new(rows: &'a DualRows, entries: &'a [Entry], bias: f64, eps: f64, max_epochs: usize, seed: u64) -> Self {
+    pub fn new(rows: &'a DualRows, entries: &'a [Entry], params: &DualParams) -> Self {
+        let DualParams { bias, eps, max_epochs, seed } = *params;
         let nb = rows.n_cols;
         let mut w = vec![0.0; nb + usize::from(bias != 0.0)];
         // what a visit of variable i reads and writes, in one cache line (visits are in random order)
@@ -473,7 +490,7 @@ impl<'a> DualSolver<'a> {
         }
         let index = Vec::with_capacity(entries.iter().map(|e| e.copies as usize).sum());
         let res = DualResult { epochs: 0, gmax: f64::INFINITY, converged: false };
-        DualSolver { rows, entries, bias, eps, max_epochs, w, var, index, rng: seed, innereps: 1e-2, res, log_gmax: Vec::new() }
+        DualSolver { rows, entries, bias, eps, max_epochs, w, var, index, rng: SplitMix64::new(seed), innereps: 1e-2, res, log_gmax: Vec::new() }
     }
 
     /// True once converged or out of epochs.
@@ -515,10 +532,7 @@ impl<'a> DualSolver<'a> {
             index.extend(std::iter::repeat_n(i, visits(e.copies, var[i].alpha[0] / e.c)));
         }
         let l = index.len();
-        for i in 0..l {
-            let j = i + (splitmix(&mut self.rng) % (l - i) as u64) as usize;
-            index.swap(i, j);
-        }
+        self.rng.shuffle_prefix(index, l);
         let mut newton_iter = 0;
         let mut gmax = 0f64;
         for (k, &i) in index.iter().enumerate() {
@@ -606,15 +620,6 @@ fn axpy(rows: &DualRows, bias: f64, w: &mut [f64], r: &Span, a: f64) {
     }
 }
 
-/// The next number of a SplitMix64 sequence.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// One dual variable as [`solve`] keeps it: `alpha_i` and `C_i - alpha_i`, `x_i . x_i` (with the
 /// constant column), the label, `C_i` and where its row lives. 64 bytes, one cache line.
 #[repr(C, align(64))]
@@ -629,15 +634,8 @@ struct Var {
 /// Visits in the next epoch of a variable that merges `copies` rows and whose `alpha` is the fraction
 /// `share` of its `C`. A row inside the margin (`share > 1 / (1 + e)`, that is `y x . w < 1` at the
 /// optimum: the rows that still move `w`) is visited once per copy, as its copies would be; any other
-/// row round(sqrt(copies)) times. Fit time of the five labels at 100k rows (the 20k set has few copies):
-///
-/// | visits | epochs (relevant, ads, irrelevant, non_visit, spam) | fit |
-/// |---|---|---|
-/// | once per copy | 18, 15, 38, 14, 16 | 6.7-7.0 s |
-/// | sqrt | 32, 16, 50, 16, 16 | 4.8-5.1 s |
-/// | once per copy inside the margin, else sqrt | 21, 15, 39, 15, 17 | 4.4 s |
-///
-/// Once for every row was worse still (the balanced labels took 84-95 epochs).
+/// row round(sqrt(copies)) times: fewer visits where they do not move `w`, without the extra epochs of
+/// visiting every row sqrt(copies) times.
 fn visits(copies: u32, share: f64) -> usize {
     const MARGIN: f64 = 0.268_941_421_369_995_1; // 1 / (1 + e)
     if share > MARGIN {

@@ -12,13 +12,12 @@
 //! Why not linfa-logistic: it takes dense `Array2` records only (the seed's matrices have ~10^5-10^6
 //! columns) and does not penalise the intercept; we still implement linfa's `Fit`/`PredictInplace`.
 
-use anyhow::{ensure, Result};
 use ndarray::{Array1, ArrayBase, Data, Ix2};
 use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 
-use super::dual::{solve, DualResult, DualRows, DualSolver};
+use super::dual::{solve, DualParams, DualResult, DualRows, DualSolver};
 use super::tron::{minimize, Objective, TronParams, TronResult};
 use crate::text::CsrMatrix;
 
@@ -67,9 +66,9 @@ pub struct LogRegParams {
     #[serde(default)]
     pub solver: Solver,
     /// Dual solver's stopping rule: the largest partial derivative of the dual over the visits of an epoch
-    /// (liblinear's `eps` for `-s 7`, taken at the current point; see [`super::dual`]). 1e-4 puts the
-    /// probabilities within about 5e-6 of the exact optimum on the bench sets (measured against a fit at
-    /// 1e-9), closer than scikit-learn's own default fit (about 3e-5).
+    /// (liblinear's `eps` for `-s 7`, taken at the current point; see [`super::dual`]). The default 1e-4
+    /// gives probabilities closer to the exact optimum than scikit-learn's own default fit
+    /// (docs/performance.md).
     #[serde(default = "default_dual_tol")]
     pub dual_tol: f64,
 }
@@ -218,6 +217,33 @@ impl Objective for LrObjective<'_> {
 }
 
 impl LogRegParams {
+    /// Checks the parameters (linfa's `ParamGuard::check_ref`): C, the tolerances and `intercept_scaling`
+    /// (when an intercept is fitted) must be positive and finite, `max_iter` at least 1. Every fit calls
+    /// it before any work.
+    pub fn check(&self) -> Result<&Self, LogRegError> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.c) {
+            return Err(LogRegError::InvalidC(self.c));
+        }
+        for (name, value) in [("tol", self.tol), ("dual_tol", self.dual_tol)] {
+            if !positive(value) {
+                return Err(LogRegError::InvalidTolerance { name, value });
+            }
+        }
+        if self.max_iter == 0 {
+            return Err(LogRegError::ZeroMaxIter);
+        }
+        if self.fit_intercept && !positive(self.intercept_scaling) {
+            return Err(LogRegError::InvalidInterceptScaling(self.intercept_scaling));
+        }
+        Ok(self)
+    }
+
+    /// The dual solver's parameters for a problem with constant column `bias`.
+    fn dual_params(&self, bias: f64) -> DualParams {
+        DualParams { bias, eps: self.dual_tol, max_epochs: self.max_iter, seed: DUAL_SEED }
+    }
+
     /// Per-class loss weights `(negative, positive)` for targets `y`.
     pub fn class_weights(&self, y: &[bool]) -> (f64, f64) {
         match self.class_weight {
@@ -231,7 +257,8 @@ impl LogRegParams {
     }
 
     /// Fits on sparse rows `x` with boolean targets `y` (both classes must be present).
-    pub fn fit_sparse(&self, x: &CsrMatrix, y: &[bool]) -> Result<LogRegModel> {
+    pub fn fit_sparse(&self, x: &CsrMatrix, y: &[bool]) -> Result<LogRegModel, LogRegError> {
+        self.check()?;
         match self.solver {
             Solver::Dual => self.fit_prepared(&DualRows::new(x, None), y),
             Solver::Tron => {
@@ -247,10 +274,11 @@ impl LogRegParams {
     /// Fits with the dual solver on rows prepared once ([`DualRows::new`]) for all the labels of one
     /// matrix; `y` is per row of that matrix. Same model as [`LogRegParams::fit_sparse`] with
     /// [`Solver::Dual`], whatever `self.solver` says.
-    pub fn fit_prepared(&self, rows: &DualRows, y: &[bool]) -> Result<LogRegModel> {
+    pub fn fit_prepared(&self, rows: &DualRows, y: &[bool]) -> Result<LogRegModel, LogRegError> {
+        self.check()?;
         let (signs, c, bias) = self.problem(rows.n_rows(), y)?;
         let entries = rows.entries(&signs, &c);
-        Ok(self.dual_model(solve(rows, &entries, bias, self.dual_tol, self.max_iter, DUAL_SEED), bias))
+        Ok(self.dual_model(solve(rows, &entries, &self.dual_params(bias)), bias))
     }
 
     /// Fits one model per target vector in `ys` (each per row of `x`), labels in parallel; each label
@@ -260,27 +288,29 @@ impl LogRegParams {
     /// `col_scale` (one factor per column, as [`DualRows::new`] takes them: for a tf-idf matrix, its
     /// idf, [`crate::text::FittedTextFeatures::idf`]) speeds up the dual solver; the models are the
     /// same without it, to rounding.
-    pub fn fit_many(&self, x: &CsrMatrix, col_scale: Option<&[f64]>, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+    pub fn fit_many(&self, x: &CsrMatrix, col_scale: Option<&[f64]>, ys: &[&[bool]]) -> Vec<Result<LogRegModel, LogRegError>> {
+        if let Err(e) = self.check() {
+            return ys.iter().map(|_| Err(e.clone())).collect();
+        }
         match self.solver {
             Solver::Dual if !ys.is_empty() => self.fit_dual_many(&DualRows::new(x, col_scale), ys),
             _ => ys.par_iter().map(|y| self.fit_sparse(x, y)).collect(),
         }
     }
 
-    /// The dual solver on several labels of `rows`, one epoch at a time. Labels take from 15 to 50
-    /// epochs (on the bench sets: 19-42 for labels with 9-50% positives, 15-17 for labels under 1%), and
-    /// five labels on two threads, each label on one thread to its end, left a thread idle for up to a
-    /// fifth of the fit. So a thread that ends an epoch puts its label back and takes the one with the
-    /// most epochs left ([`DualSolver::epochs_left`]; labels not started count as most, the most balanced
-    /// first): the longest labels run side by side to the end, and a thread is idle only while the last
-    /// label runs its last epochs. The epochs of a label do not depend on which thread runs them.
-    fn fit_dual_many(&self, rows: &DualRows, ys: &[&[bool]]) -> Vec<Result<LogRegModel>> {
+    /// The dual solver on several labels of `rows`, one epoch at a time. Labels take very different
+    /// numbers of epochs, and with each label on one thread to its end a thread sat idle while the longest
+    /// ran (docs/performance.md). So a thread that ends an epoch puts its label back and takes the one with
+    /// the most epochs left ([`DualSolver::epochs_left`]; labels not started count as most, the most
+    /// balanced first): the longest labels run side by side to the end, and a thread is idle only while the
+    /// last label runs its last epochs. The epochs of a label do not depend on which thread runs them.
+    fn fit_dual_many(&self, rows: &DualRows, ys: &[&[bool]]) -> Vec<Result<LogRegModel, LogRegError>> {
         struct Label<'a> {
             solver: Option<DualSolver<'a>>,
             running: bool,
             left: f64,
             minority: usize,
-            out: Option<Result<LogRegModel>>,
+            out: Option<Result<LogRegModel, LogRegError>>,
         }
         // each label's variables and constant feature, or why it cannot be fitted
         let (problems, labels): (Vec<_>, Vec<_>) = ys
@@ -310,7 +340,7 @@ impl LogRegParams {
                         (j, ls[j].solver.take())
                     };
                     let (entries, bias) = problems[j].as_ref().expect("a label without a problem is done");
-                    let mut solver = solver.unwrap_or_else(|| DualSolver::new(rows, entries, *bias, self.dual_tol, self.max_iter, DUAL_SEED));
+                    let mut solver = solver.unwrap_or_else(|| DualSolver::new(rows, entries, &self.dual_params(*bias)));
                     solver.epoch();
                     let left = solver.epochs_left();
                     let (out, solver) = match solver.done() {
@@ -331,15 +361,14 @@ impl LogRegParams {
     }
 
     /// Checks the targets and gives the +1/-1 label and `C_i` of each row, and the constant feature's value.
-    fn problem(&self, n_rows: usize, y: &[bool]) -> Result<(Vec<f64>, Vec<f64>, f64)> {
-        ensure!(n_rows == y.len(), "{n_rows} rows but {} targets", y.len());
+    fn problem(&self, n_rows: usize, y: &[bool]) -> Result<(Vec<f64>, Vec<f64>, f64), LogRegError> {
+        if n_rows != y.len() {
+            return Err(LogRegError::Shape { rows: n_rows, targets: y.len() });
+        }
         let pos = y.iter().filter(|&&b| b).count();
-        ensure!(
-            pos > 0 && pos < y.len(),
-            "logistic regression needs both classes; got {pos} positive of {} rows",
-            y.len()
-        );
-        ensure!(self.c > 0.0, "C must be positive, got {}", self.c);
+        if pos == 0 || pos == y.len() {
+            return Err(LogRegError::OneClass { positives: pos, rows: y.len() });
+        }
         let (wn, wp) = self.class_weights(y);
         let bias = if self.fit_intercept { self.intercept_scaling } else { 0.0 };
         let signs = y.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
@@ -383,20 +412,52 @@ impl LogRegModel {
     }
 }
 
-/// Error of the linfa trait implementations.
-#[derive(Debug)]
+/// Why a logistic regression was not fitted (from [`LogRegParams::check`] or the fit itself).
+#[derive(Clone, Debug, PartialEq)]
 pub enum LogRegError {
-    /// An error raised by linfa.
-    Linfa(linfa::error::Error),
-    /// Invalid input (one class only, shape mismatch, ...).
-    Invalid(String),
+    /// C is not a positive finite number.
+    InvalidC(f64),
+    /// A solver tolerance (`tol` or `dual_tol`) is not a positive finite number.
+    InvalidTolerance {
+        /// The parameter's name.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// `max_iter` is 0.
+    ZeroMaxIter,
+    /// `intercept_scaling` is not a positive finite number while an intercept is fitted.
+    InvalidInterceptScaling(f64),
+    /// The number of targets differs from the number of rows.
+    Shape {
+        /// Rows of the matrix.
+        rows: usize,
+        /// Targets given.
+        targets: usize,
+    },
+    /// The targets hold one class only (`positives` is 0 or `rows`).
+    OneClass {
+        /// Positive targets.
+        positives: usize,
+        /// All targets.
+        rows: usize,
+    },
+    /// An error raised by linfa (its message).
+    Linfa(String),
 }
 
 impl std::fmt::Display for LogRegError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LogRegError::InvalidC(c) => write!(f, "C must be a positive number, got {c}"),
+            LogRegError::InvalidTolerance { name, value } => write!(f, "{name} must be a positive number, got {value}"),
+            LogRegError::ZeroMaxIter => f.write_str("max_iter must be at least 1"),
+            LogRegError::InvalidInterceptScaling(v) => write!(f, "intercept_scaling must be a positive number, got {v}"),
+            LogRegError::Shape { rows, targets } => write!(f, "{rows} rows but {targets} targets"),
+            LogRegError::OneClass { positives, rows } => {
+                write!(f, "logistic regression needs both classes; got {positives} positive of {rows} rows")
+            }
             LogRegError::Linfa(e) => write!(f, "linfa: {e}"),
-            LogRegError::Invalid(s) => f.write_str(s),
         }
     }
 }
@@ -405,7 +466,7 @@ impl std::error::Error for LogRegError {}
 
 impl From<linfa::error::Error> for LogRegError {
     fn from(e: linfa::error::Error) -> Self {
-        LogRegError::Linfa(e)
+        LogRegError::Linfa(e.to_string())
     }
 }
 
@@ -414,7 +475,7 @@ impl linfa::traits::Fit<CsrMatrix, Array1<bool>, LogRegError> for LogRegParams {
 
     fn fit(&self, ds: &linfa::DatasetBase<CsrMatrix, Array1<bool>>) -> Result<LogRegModel, LogRegError> {
         let y: Vec<bool> = ds.targets.iter().copied().collect();
-        self.fit_sparse(&ds.records, &y).map_err(|e| LogRegError::Invalid(format!("{e:#}")))
+        self.fit_sparse(&ds.records, &y)
     }
 }
 
@@ -424,7 +485,7 @@ impl<D: Data<Elem = f64>> linfa::traits::Fit<ArrayBase<D, Ix2>, Array1<bool>, Lo
     fn fit(&self, ds: &linfa::DatasetBase<ArrayBase<D, Ix2>, Array1<bool>>) -> Result<LogRegModel, LogRegError> {
         let x = CsrMatrix::from_dense(&ds.records.view());
         let y: Vec<bool> = ds.targets.iter().copied().collect();
-        self.fit_sparse(&x, &y).map_err(|e| LogRegError::Invalid(format!("{e:#}")))
+        self.fit_sparse(&x, &y)
     }
 }
 

@@ -9,6 +9,6 @@ pub mod dual;
 pub mod logreg;
 pub mod tron;
 
-pub use dual::DualRows;
+pub use dual::{DualParams, DualRows};
 pub use logreg::{expit, ClassWeight, LogRegError, LogRegModel, LogRegParams, Solver, SolverInfo};
 

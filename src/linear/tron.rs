@@ -28,7 +28,7 @@ pub struct TronParams {
     pub max_iter: usize,
     /// Weight of the Hessian diagonal in the CG preconditioner `(1 - a) I + a diag(H)` (liblinear 2.x
     /// uses 0.01; 0 disables it, our default: on the seed's TF-IDF data it increased the CG steps,
-    /// 36 -> 41 at 0.01 and 139 at 1.0 on 20k reviews).
+    /// docs/performance.md).
     pub precond: f64,
 }
 

@@ -27,10 +27,20 @@ pub struct ScoreFiles {
     pub out: PathBuf,
 }
 
+/// What [`score_files`] returns.
+#[derive(Debug, Clone)]
+pub struct ScoredFiles {
+    /// Rows, null texts, rows flagged per label.
+    pub summary: ScoreSummary,
+    /// What reading the review (and meta) files found: bad lines, duplicates, missing businesses.
+    pub report: LoadReport,
+}
+
 /// Scores `files.reviews` batch by batch into `files.out` (input columns + `p_<label>` + `<label>`).
 /// Memory is bounded by `params.batch_rows` (plus the meta table and 16 bytes per review for dedup).
 /// Returns the scoring summary and the load report (bad lines, duplicates, missing businesses).
-pub fn score_files(model: &dyn Scorer, files: &ScoreFiles, params: &ScoreParams) -> Result<(ScoreSummary, LoadReport)> {
+pub fn score_files(model: &dyn Scorer, files: &ScoreFiles, params: &ScoreParams) -> Result<ScoredFiles> {
+    params.check()?;
     let stream = ReviewStream::open(&files.reviews, files.meta.as_deref())?.with_batch_lines(params.batch_rows);
     if let Some(dir) = files.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -75,7 +85,7 @@ pub fn score_files(model: &dyn Scorer, files: &ScoreFiles, params: &ScoreParams)
         );
         let rows = written.with_context(|| format!("writing {}", files.out.display()))?;
         anyhow::ensure!(rows == summary.rows, "wrote {rows} rows but scored {}", summary.rows);
-        Ok((summary, report))
+        Ok(ScoredFiles { summary, report })
     })
 }
 

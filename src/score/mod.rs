@@ -20,8 +20,9 @@ use ndarray::{concatenate, Array2, Axis};
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 
-use crate::labels::Scorer;
-pub use files::{score_files, ScoreFiles};
+use crate::labels::{Label, Scorer};
+use crate::params::{self, ParamError};
+pub use files::{score_files, ScoreFiles, ScoredFiles};
 pub use progress::Progress;
 pub use summary::{examples_per_label, label_distribution, label_examples, LabelDistribution};
 
@@ -41,6 +42,16 @@ pub struct ScoreParams {
 impl Default for ScoreParams {
     fn default() -> Self {
         Self { text_column: "text".into(), batch_rows: 16_384, chunk_rows: 256, progress: true }
+    }
+}
+
+impl ScoreParams {
+    /// Checks the parameters before any work ([`crate::params`]): `batch_rows` and `chunk_rows` at least 1
+    /// (the one policy for sizes: 0 is an error, never silently raised to 1).
+    pub fn check(&self) -> Result<&Self, ParamError> {
+        params::nonzero("batch_rows", self.batch_rows)?;
+        params::nonzero("chunk_rows", self.chunk_rows)?;
+        Ok(self)
     }
 }
 
@@ -71,7 +82,7 @@ impl ScoreSummary {
         }
         for (i, l) in self.labels.iter().enumerate() {
             let rate = self.flagged[i] as f64 / self.rows.max(1) as f64;
-            if l != "relevant" && rate > 0.5 {
+            if Label::parse(l) != Some(Label::Relevant) && rate > 0.5 {
                 w.push(format!(
                     "WARNING score: `{l}` flags {:.1}% of {} rows at threshold {:.4}: check the calibration \
                      (thresholds.json) before trusting these labels",
@@ -128,15 +139,27 @@ fn batch_texts<'a>(df: &'a DataFrame, column: &str) -> Result<(Vec<&'a str>, usi
     crate::eval::frame::texts(df, column)
 }
 
-/// Scores one batch: `batch` plus `p_<label>` and `<label>` columns; also returns its null-text count
-/// and flagged count per label.
-pub fn score_batch(model: &dyn Scorer, batch: &DataFrame, params: &ScoreParams) -> Result<(DataFrame, usize, Vec<usize>)> {
+/// One scored batch ([`score_batch`]).
+#[derive(Debug, Clone)]
+pub struct ScoredBatch {
+    /// The batch plus `p_<label>` and `<label>` columns.
+    pub df: DataFrame,
+    /// Rows whose text was null (scored as "").
+    pub null_texts: usize,
+    /// Rows flagged per label (model order).
+    pub flagged: Vec<usize>,
+}
+
+/// Scores one batch: `batch` plus `p_<label>` and `<label>` columns, with its null-text count and flagged
+/// count per label.
+pub fn score_batch(model: &dyn Scorer, batch: &DataFrame, params: &ScoreParams) -> Result<ScoredBatch> {
+    params.check()?;
     let (texts, nulls) = batch_texts(batch, &params.text_column)?;
     let proba = predict_parallel(model, &texts, params.chunk_rows);
     let (cols, flagged) = label_columns(model, &proba);
     let mut out = batch.clone();
     out.hstack_mut(&cols).context("cannot add the score columns (a p_<label> or <label> column already exists?)")?;
-    Ok((out, nulls, flagged))
+    Ok(ScoredBatch { df: out, null_texts: nulls, flagged })
 }
 
 fn label_columns(model: &dyn Scorer, proba: &Array2<f64>) -> (Vec<Column>, Vec<usize>) {
@@ -160,6 +183,7 @@ where
     I: IntoIterator<Item = Result<DataFrame>>,
     F: FnMut(DataFrame) -> Result<()>,
 {
+    params.check()?;
     let start = std::time::Instant::now();
     let mut progress = Progress::new("scoring", total_rows, params.progress);
     let mut rows = 0;
@@ -167,7 +191,8 @@ where
     let mut flagged = vec![0usize; model.labels().len()];
     for (i, batch) in batches.into_iter().enumerate() {
         let batch = batch.with_context(|| format!("reading batch {i} (rows from {rows})"))?;
-        let (scored, nulls, f) = score_batch(model, &batch, params).with_context(|| format!("scoring batch {i} (rows from {rows})"))?;
+        let ScoredBatch { df: scored, null_texts: nulls, flagged: f } =
+            score_batch(model, &batch, params).with_context(|| format!("scoring batch {i} (rows from {rows})"))?;
         rows += batch.height();
         null_texts += nulls;
         for (a, b) in flagged.iter_mut().zip(f) {
@@ -187,12 +212,36 @@ where
     })
 }
 
+/// What [`score_all`] returns: the scored frame and its summary.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// The input frame plus `p_<label>` and `<label>` columns for every model label.
+    pub df: DataFrame,
+    /// Rows, null texts, rows flagged per label; its `Display` and [`ScoreSummary::warnings`] are what
+    /// the caller shows.
+    pub summary: ScoreSummary,
+}
+
+impl Scored {
+    /// Step 14's write: the scored frame as parquet at `path` (atomically, [`crate::output::write_parquet`]),
+    /// like the other steps' `save`.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::output::write_parquet(&self.df, path)
+    }
+
+    /// Shows the summary in an evcxr cell (the frame is shown with its own display).
+    pub fn evcxr_display(&self) {
+        self.summary.evcxr_display();
+    }
+}
+
 /// Seed cells 13-14: `df` plus `p_<label>` and `<label>` columns for every model label, scored in
-/// batches of `params.batch_rows` on all cores with a progress bar. Prints the summary (rows flagged per
-/// label, loud warnings) to stderr and returns the scored frame with it.
-pub fn score_all(model: &dyn Scorer, df: &DataFrame, params: &ScoreParams) -> Result<(DataFrame, ScoreSummary)> {
+/// batches of `params.batch_rows` on all cores with a progress bar. Quiet: returns the scored frame with
+/// its summary (rows flagged per label, loud warnings) for the caller to show.
+pub fn score_all(model: &dyn Scorer, df: &DataFrame, params: &ScoreParams) -> Result<Scored> {
+    params.check()?;
     let n = df.height();
-    let step = params.batch_rows.max(1);
+    let step = params.batch_rows;
     let mut proba_parts: Vec<Array2<f64>> = Vec::new();
     // Score columns only (the input columns are not copied per batch).
     let start = std::time::Instant::now();
@@ -224,8 +273,5 @@ pub fn score_all(model: &dyn Scorer, df: &DataFrame, params: &ScoreParams) -> Re
         flagged,
         seconds: start.elapsed().as_secs_f64(),
     };
-    if params.progress {
-        eprint!("{summary}");
-    }
-    Ok((out, summary))
+    Ok(Scored { df: out, summary })
 }

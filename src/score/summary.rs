@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use polars::prelude::{df, DataFrame, DataType, IdxCa, IdxSize};
 
-use crate::labels::LABELS;
+use crate::labels::{Label, LABELS};
 use crate::show::{chart, DataFrameShow, Many, Svg, Text};
 
 /// Predicted label distribution: rows flagged per label and their share, with a bar chart.
@@ -88,7 +88,7 @@ pub fn label_examples(scored: &DataFrame, label: &str, n: usize, text_column: &s
 /// Seed cells 16-19 in one display: `n` example reviews for each of ads, irrelevant, non_visit, spam.
 pub fn examples_per_label(scored: &DataFrame, n: usize, text_column: &str, extra: &[&str]) -> Result<Many> {
     let mut m = Many::new();
-    for label in ["ads", "irrelevant", "non_visit", "spam"] {
+    for label in Label::ALL.into_iter().filter(|&l| l != Label::Relevant).map(Label::name) {
         if scored.column(label).is_err() {
             continue;
         }

@@ -94,11 +94,10 @@ impl Svg {
         emit(&[("text/plain", "<svg chart>".to_string()), ("image/svg+xml", self.0.clone())]);
     }
 
-    /// Writes the SVG to `path`, naming the path on failure.
+    /// Writes the SVG to `path` atomically ([`crate::output::write_atomic`]), naming the path on failure.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> anyhow::Result<()> {
-        use anyhow::Context;
-        let path = path.as_ref();
-        std::fs::write(path, &self.0).with_context(|| format!("cannot write {}", path.display()))
+        use std::io::Write;
+        crate::output::write_atomic(path.as_ref(), |f| Ok(f.write_all(self.0.as_bytes())?))
     }
 }
 

@@ -76,18 +76,6 @@ impl CsrMatrix {
         Ok(CsrMatrix { n_rows, n_cols, indptr, indices, data })
     }
 
-    /// Dense copy (for small matrices: tests and comparisons).
-    pub fn to_dense(&self) -> ndarray::Array2<f64> {
-        let mut a = ndarray::Array2::zeros((self.n_rows, self.n_cols));
-        for i in 0..self.n_rows {
-            let (c, v) = self.row(i);
-            for (&c, &v) in c.iter().zip(v) {
-                a[[i, c as usize]] = v;
-            }
-        }
-        a
-    }
-
     /// Sparse copy of a dense matrix (zeros are not stored).
     pub fn from_dense(a: &ndarray::ArrayView2<f64>) -> Self {
         let rows = a

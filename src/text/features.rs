@@ -22,6 +22,13 @@ impl Default for TextFeaturesParams {
 }
 
 impl TextFeaturesParams {
+    /// Checks both vectorizers' parameters ([`TfidfParams::check`]).
+    pub fn check(&self) -> Result<&Self, super::tfidf::TfidfError> {
+        self.word.check()?;
+        self.char.check()?;
+        Ok(self)
+    }
+
     /// Fits both vectorizers on `docs` (in parallel) and returns the stacked training matrix, each
     /// text's word and char rows written side by side straight into it.
     pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTextFeatures, CsrMatrix)> {

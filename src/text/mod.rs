@@ -15,4 +15,4 @@ pub mod tfidf;
 
 pub use csr::CsrMatrix;
 pub use features::{FittedTextFeatures, RowScratch, TextFeaturesParams};
-pub use tfidf::{Analyzer, DfBound, FittedTfidf, Norm, Scratch, TfidfParams};
+pub use tfidf::{Analyzer, DfBound, FittedTfidf, Norm, Scratch, TfidfError, TfidfParams};

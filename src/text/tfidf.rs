@@ -15,7 +15,7 @@
 
 use std::mem::MaybeUninit;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,53 @@ use super::analyzer::{for_each_char_ngram_span, for_each_word_ngram_tokens, join
 use super::csr::CsrMatrix;
 use super::interner::Interner;
 use super::termkey::{joined_key, short_key_at, ShortTable, TermIndex, PADDING, SHORT_MAX};
+
+/// Why a vectorizer was not fitted (from [`TfidfParams::check`] or the fit itself).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TfidfError {
+    /// `ngram_range` is not `1 <= min <= max`.
+    InvalidNgramRange(usize, usize),
+    /// A document-frequency fraction outside [0, 1].
+    InvalidDfFraction {
+        /// `min_df` or `max_df`.
+        name: &'static str,
+        /// The fraction given.
+        value: f64,
+    },
+    /// `min_df` asks for more documents than `max_df` allows.
+    MinDfAboveMaxDf {
+        /// The lower bound.
+        min_df: DfBound,
+        /// The upper bound.
+        max_df: DfBound,
+    },
+    /// `max_features` is `Some(0)`.
+    ZeroMaxFeatures,
+    /// No documents to fit on.
+    NoDocuments,
+    /// The documents hold no term of the analyzer.
+    EmptyVocabulary(Analyzer),
+    /// Every term falls outside `min_df..=max_df`.
+    NoTermsAfterPruning,
+}
+
+impl std::fmt::Display for TfidfError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TfidfError::InvalidNgramRange(a, b) => write!(f, "invalid ngram_range ({a}, {b}): need 1 <= min <= max"),
+            TfidfError::InvalidDfFraction { name, value } => write!(f, "{name}={value} is not a fraction in [0, 1]"),
+            TfidfError::MinDfAboveMaxDf { min_df, max_df } => {
+                write!(f, "max_df ({max_df:?}) corresponds to fewer documents than min_df ({min_df:?})")
+            }
+            TfidfError::ZeroMaxFeatures => f.write_str("max_features must be at least 1"),
+            TfidfError::NoDocuments => f.write_str("cannot fit a vectorizer on zero documents"),
+            TfidfError::EmptyVocabulary(a) => write!(f, "empty vocabulary: the documents contain no terms of the {a:?} analyzer"),
+            TfidfError::NoTermsAfterPruning => f.write_str("after pruning, no terms remain; try a lower min_df or a higher max_df"),
+        }
+    }
+}
+
+impl std::error::Error for TfidfError {}
 
 /// Which analyzer turns a text into terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,24 +161,43 @@ impl TfidfParams {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the parameters (linfa's `ParamGuard::check_ref`): n-gram lengths `1 <= min <= max`, fractions
+    /// in [0, 1], `min_df <= max_df` when both are counts or both fractions, `max_features` at least 1.
+    /// Every fit calls it before any work; bounds of mixed kinds are compared once the number of documents
+    /// is known ([`TfidfError::MinDfAboveMaxDf`] too).
+    pub fn check(&self) -> Result<&Self, TfidfError> {
         let (a, b) = self.ngram_range;
-        ensure!(a >= 1 && a <= b, "invalid ngram_range ({a}, {b})");
+        if a < 1 || a > b {
+            return Err(TfidfError::InvalidNgramRange(a, b));
+        }
         for (name, d) in [("min_df", self.min_df), ("max_df", self.max_df)] {
             if let DfBound::Fraction(f) = d {
-                ensure!((0.0..=1.0).contains(&f), "{name}={f} is not a fraction in [0, 1]");
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(TfidfError::InvalidDfFraction { name, value: f });
+                }
             }
         }
-        Ok(())
+        let crossed = match (self.min_df, self.max_df) {
+            (DfBound::Count(lo), DfBound::Count(hi)) => lo > hi,
+            (DfBound::Fraction(lo), DfBound::Fraction(hi)) => lo > hi,
+            _ => false,
+        };
+        if crossed {
+            return Err(TfidfError::MinDfAboveMaxDf { min_df: self.min_df, max_df: self.max_df });
+        }
+        if self.max_features == Some(0) {
+            return Err(TfidfError::ZeroMaxFeatures);
+        }
+        Ok(self)
     }
 
     /// Learns vocabulary and idf from `docs`.
-    pub fn fit(&self, docs: &[&str]) -> Result<FittedTfidf> {
+    pub fn fit(&self, docs: &[&str]) -> Result<FittedTfidf, TfidfError> {
         Ok(self.fit_transform(docs)?.0)
     }
 
     /// Learns vocabulary and idf from `docs` and returns their tf-idf matrix too.
-    pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTfidf, CsrMatrix)> {
+    pub fn fit_transform(&self, docs: &[&str]) -> Result<(FittedTfidf, CsrMatrix), TfidfError> {
         let (fitted, rows) = self.fit_rows(docs)?;
         let x = CsrMatrix::build(fitted.n_features(), rows.lens.iter().copied(), |i, cols, vals| {
             rows.fill(&fitted, i, 0, cols, vals)
@@ -142,13 +208,15 @@ impl TfidfParams {
     /// Learns vocabulary and idf from `docs`, and keeps the counts that make their tf-idf rows, for the
     /// caller to write where it wants them ([`FitRows::fill`]): the seed's two vectorizers write
     /// theirs side by side into one matrix.
-    pub(crate) fn fit_rows(&self, docs: &[&str]) -> Result<(FittedTfidf, FitRows)> {
-        self.validate()?;
+    pub(crate) fn fit_rows(&self, docs: &[&str]) -> Result<(FittedTfidf, FitRows), TfidfError> {
+        self.check()?;
         let n_docs = docs.len();
-        ensure!(n_docs > 0, "cannot fit a vectorizer on zero documents");
+        if n_docs == 0 {
+            return Err(TfidfError::NoDocuments);
+        }
         // 1. Count terms per chunk of documents (in parallel), with chunk-local term ids. Two chunks per
         // thread: enough to balance the two vectorizers fitted side by side, and each chunk's distinct
-        // terms are merged one by one on one thread (four per thread: vectorizers 5% slower at 20k rows).
+        // terms are merged one by one on one thread (four per thread was slower: docs/performance.md).
         let n_chunks = (rayon::current_num_threads() * 2).clamp(1, n_docs);
         let chunk_len = n_docs.div_ceil(n_chunks);
         let chunks: Vec<LocalCounts> =
@@ -173,16 +241,20 @@ impl TfidfParams {
             maps.push(map);
         }
         let n_terms = global.len();
-        ensure!(n_terms > 0, "empty vocabulary: the documents contain no terms of the {:?} analyzer", self.analyzer);
+        if n_terms == 0 {
+            return Err(TfidfError::EmptyVocabulary(self.analyzer));
+        }
         // 3. Prune by document frequency, rank by term frequency, sort by term.
         let high = self.max_df.resolve(n_docs);
         let low = self.min_df.resolve(n_docs);
-        ensure!(high >= low, "max_df corresponds to fewer documents than min_df");
+        if high < low {
+            return Err(TfidfError::MinDfAboveMaxDf { min_df: self.min_df, max_df: self.max_df });
+        }
         let term = |g: usize| -> &str { global.get(g as u32) };
         let mut kept: Vec<u32> =
             (0..n_terms as u32).filter(|&g| (df[g as usize] as f64) <= high && (df[g as usize] as f64) >= low).collect();
         if kept.is_empty() {
-            bail!("after pruning, no terms remain; try a lower min_df or a higher max_df");
+            return Err(TfidfError::NoTermsAfterPruning);
         }
         kept.par_sort_unstable_by(|&a, &b| term(a as usize).cmp(term(b as usize)));
         if let Some(limit) = self.max_features {
@@ -212,7 +284,8 @@ impl TfidfParams {
         // 4. The chunks' counts by column, and the length of each row
         let col_of: Vec<Vec<u32>> = maps.par_iter().map(|m| m.iter().map(|&g| new_col[g as usize]).collect()).collect();
         drop(global);
-        let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf)?;
+        // the interner's terms are distinct and there is one idf per term: from_parts cannot refuse them
+        let fitted = FittedTfidf::from_parts(self.clone(), vocab, idf).expect("a fitted vocabulary has distinct terms");
         let mut rows = FitRows { chunks, col_of, chunk_len, lens: Vec::new() };
         rows.lens = (0..n_docs)
             .into_par_iter()

@@ -76,12 +76,13 @@ struct ThresholdsFile {
     reasons: BTreeMap<String, String>,
 }
 
+/// Writes `v` as JSON, atomically ([`crate::output::write_atomic`]: a crash never leaves half a file).
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer(&mut w, v).with_context(|| format!("writing {}", path.display()))?;
-    w.flush()?;
-    Ok(())
+    crate::output::write_atomic(path, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        serde_json::to_writer(&mut w, v)?;
+        Ok(w.flush()?)
+    })
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -89,7 +90,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_reader(std::io::BufReader::new(f)).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Writes one F64 tensor `name` of `shape` as a safetensors file.
+/// Writes one F64 tensor `name` of `shape` as a safetensors file (atomically).
 pub fn write_safetensors_f64(path: &Path, name: &str, shape: [usize; 2], data: &[f64]) -> Result<()> {
     ensure!(shape[0] * shape[1] == data.len(), "tensor shape {shape:?} does not hold {} values", data.len());
     let header = serde_json::json!({
@@ -100,15 +101,15 @@ pub fn write_safetensors_f64(path: &Path, name: &str, shape: [usize; 2], data: &
     while h.len() % 8 != 0 {
         h.push(b' ');
     }
-    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(f);
-    w.write_all(&(h.len() as u64).to_le_bytes())?;
-    w.write_all(&h)?;
-    for v in data {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    w.flush().with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::output::write_atomic(path, |f| {
+        let mut w = std::io::BufWriter::new(f);
+        w.write_all(&(h.len() as u64).to_le_bytes())?;
+        w.write_all(&h)?;
+        for v in data {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        Ok(w.flush()?)
+    })
 }
 
 /// Reads the F64 tensor `name` of a safetensors file: `(shape, values)`.

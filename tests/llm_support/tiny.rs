@@ -18,15 +18,11 @@ pub const KV: usize = 2;
 pub const HEAD_DIM: usize = 16;
 pub const WINDOW: usize = 5;
 
-pub struct Rng(u64);
+/// Random weights from the crate's seeded RNG, uniform in [-1, 1).
+pub struct Rng(revmod::rng::SplitMix64);
 impl Rng {
     pub fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 / (1u64 << 53) as f64) as f32 * 2.0 - 1.0
+        (self.0.next_f64() as f32) * 2.0 - 1.0
     }
     pub fn tensor(&mut self, shape: &[usize], scale: f32) -> Tensor {
         let n: usize = shape.iter().product();
@@ -86,7 +82,7 @@ pub fn make_tiny(tag: &str) -> Tiny {
     std::fs::create_dir_all(&dir).unwrap();
     let (tokens, scores, types) = vocab();
     let n_vocab = tokens.len();
-    let mut rng = Rng(42);
+    let mut rng = Rng(revmod::rng::SplitMix64(42));
     let embed = rng.tensor(&[n_vocab, HIDDEN], 0.5);
     let mut st: HashMap<String, Tensor> = HashMap::new();
     st.insert("model.embed_tokens.weight".into(), embed.clone());

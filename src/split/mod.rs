@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, CsvReadOptions, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, SerReader};
 
-use crate::labels::{LABELS, LABEL_COLUMNS, TARGETS};
+use crate::labels::{Label, LABELS, LABEL_COLUMNS, TARGETS};
+use crate::params::{self, ParamError};
 use iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
 
 /// File name of the saved split (seed: `labeled_reviews_ml_ready.parquet` under OUT_DIR).
@@ -58,6 +59,20 @@ impl Default for SplitParams {
     }
 }
 
+impl SplitParams {
+    /// Checks the parameters before any work ([`crate::params`]): both shares strictly between 0 and 1,
+    /// `stratify_order` target columns of [`TARGETS`], none twice.
+    pub fn check(&self) -> Result<&Self, ParamError> {
+        params::unit_open("test_size", self.test_size)?;
+        params::unit_open("test_share_of_holdout", self.test_share_of_holdout)?;
+        if self.stratify_order.is_empty() {
+            return Err(ParamError::Empty { name: "stratify_order" });
+        }
+        params::known_names("stratify_order", &self.stratify_order, &TARGETS)?;
+        Ok(self)
+    }
+}
+
 /// One of the three parts of the split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
@@ -88,6 +103,13 @@ impl Part {
     }
 }
 
+impl std::fmt::Display for Part {
+    /// The value in the `split` column (`train`, `val`, `test`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What [`split`] did with its input rows: nothing is dropped without a count here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SplitReport {
@@ -103,6 +125,25 @@ pub struct SplitReport {
     pub n_duplicates: usize,
     /// Labels without a single positive row (they train nothing useful; reported, not fatal).
     pub labels_without_positives: Vec<String>,
+}
+
+impl std::fmt::Display for SplitReport {
+    /// One line of counts, then a warning line when some label has no positive row.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "split: {} input rows, {} without text, {} with a missing label",
+            self.n_input, self.n_missing_text, self.n_missing_label
+        )?;
+        if let Some(row) = self.first_missing_label {
+            write!(f, " (first at row {row})")?;
+        }
+        write!(f, ", {} duplicate texts dropped", self.n_duplicates)?;
+        if !self.labels_without_positives.is_empty() {
+            write!(f, "\nwarning: labels without any positive row: {}", self.labels_without_positives.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// The split data: `text`, the five `y_*` Int32 targets, the `split` column ("train"/"val"/"test"),
@@ -134,43 +175,13 @@ pub fn read_table(path: impl AsRef<Path>) -> Result<DataFrame> {
     }
 }
 
-/// Maps a label name (`relevant`), target column (`y_relevant`) or labeler column
-/// (`is_relevant_overall`) to its target column.
-pub fn target_column(label: &str) -> Result<&'static str> {
-    for i in 0..LABELS.len() {
-        if label == LABELS[i] || label == TARGETS[i] || label == LABEL_COLUMNS[i] {
-            return Ok(TARGETS[i]);
-        }
-    }
-    bail!("unknown label {label:?} (expected one of {LABELS:?} or {TARGETS:?})")
-}
-
-/// Reads an integer-like 0/1 column (bool, any integer or float type) as `Option<bool>` per row;
-/// errors name the column and the first offending row.
-fn read_flag_column(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
-    let col = df.column(name).with_context(|| format!("label column {name:?} is missing"))?;
-    let as_f = col
-        .cast(&DataType::Float64)
-        .with_context(|| format!("label column {name:?} ({}) is not numeric or boolean", col.dtype()))?;
-    let ca = as_f.f64()?;
-    let mut out = Vec::with_capacity(ca.len());
-    for (i, v) in ca.iter().enumerate() {
-        out.push(match v {
-            None => None,
-            Some(x) if x == 0.0 => Some(false),
-            Some(x) if x == 1.0 => Some(true),
-            Some(x) => bail!("label column {name:?}, row {i}: value {x} is not 0/1"),
-        });
-    }
-    Ok(out)
-}
-
 /// Splits the labeled reviews 70/15/15 like the seed (see the module doc).
 ///
 /// Input: the labeler's DataFrame with the text column and the five `is_*` columns of
 /// [`LABEL_COLUMNS`] (0/1 integers, floats or booleans); for each label the `y_*` column of [`TARGETS`]
 /// or a column named like the label ([`LABELS`]) is accepted instead. Other columns are kept.
 pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
+    params.check()?;
     let n = labeled.height();
     let texts = labeled
         .column(&params.text_column)
@@ -184,7 +195,7 @@ pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
             .into_iter()
             .find(|c| labeled.column(c).is_ok())
             .unwrap_or(LABEL_COLUMNS[i]);
-        flags.push(read_flag_column(labeled, name).with_context(|| {
+        flags.push(crate::labels::flag_column(labeled, name).with_context(|| {
             format!("reading label {:?} (column {}, {} or {})", LABELS[i], LABEL_COLUMNS[i], TARGETS[i], LABELS[i])
         })?);
     }
@@ -223,7 +234,7 @@ pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
         .stratify_order
         .iter()
         .map(|c| {
-            let t = target_column(c)?;
+            let t = Label::target_of(c)?;
             Ok(TARGETS.iter().position(|x| *x == t).unwrap())
         })
         .collect::<Result<_>>()?;
@@ -329,7 +340,7 @@ impl MlReady {
 
     /// 0/1 targets of one label (name, `y_*` or `is_*` column) in one part, in table order.
     pub fn targets(&self, label: &str, part: Part) -> Result<Vec<i32>> {
-        let col = target_column(label)?;
+        let col = Label::target_of(label)?;
         let y = self.df.column(col)?.i32()?;
         Ok(y.iter()
             .zip(self.parts())

@@ -16,11 +16,12 @@ use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{Scorer, LABELS};
+use crate::labels::{Label, Scorer, LABELS};
 use crate::linear::{expit, LogRegModel, LogRegParams};
 use crate::mem::HugeVec;
 use crate::split::{MlReady, Part};
 use crate::text::{CsrMatrix, FittedTextFeatures, RowScratch, TextFeaturesParams};
+use crate::params::{self, ParamError};
 
 /// Folder name of the saved model under `<out>/models/` (seed: `models/baseline_tfidf_lr`).
 pub const MODEL_DIR: &str = "baseline_tfidf_lr";
@@ -49,8 +50,28 @@ impl Default for BaselineParams {
             features: TextFeaturesParams::default(),
             logreg: LogRegParams::default(),
             threshold_grid: seed_threshold_grid(),
-            labels: LABELS.iter().map(|s| s.to_string()).collect(),
+            labels: Label::ALL.iter().map(|l| l.name().to_string()).collect(),
         }
+    }
+}
+
+impl BaselineParams {
+    /// Checks the parameters before any work ([`crate::params`]): the vectorizers' and the logistic
+    /// regression's own checks, a non-empty threshold grid strictly inside (0, 1), known labels, none twice.
+    pub fn check(&self) -> Result<&Self, ParamError> {
+        self.features.check()?;
+        self.logreg.check()?;
+        if self.threshold_grid.is_empty() {
+            return Err(ParamError::Empty { name: "threshold_grid" });
+        }
+        for &t in &self.threshold_grid {
+            params::unit_open("threshold_grid", t)?;
+        }
+        if self.labels.is_empty() {
+            return Err(ParamError::Empty { name: "labels" });
+        }
+        params::known_names("labels", &self.labels, &LABELS)?;
+        Ok(self)
     }
 }
 
@@ -330,8 +351,18 @@ pub fn best_threshold(y: &[bool], p: &[f64], grid: &[f64]) -> (f64, f64) {
     best
 }
 
+/// What [`train_baseline`] returns: the fitted model and what training measured.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The fitted baseline (vectorizers, one model per label, thresholds).
+    pub model: Baseline,
+    /// Metrics per label and part, notes and timings.
+    pub metrics: Metrics,
+}
+
 /// Fits the baseline on the `train` part of `ml`, picks thresholds on `val`, reports train/val/test.
-pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline, Metrics)> {
+pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<Trained> {
+    params.check()?;
     let mut metrics = Metrics::default();
     let train_texts = ml.texts(Part::Train);
     anyhow::ensure!(!train_texts.is_empty(), "the train part is empty: nothing to fit");
@@ -423,5 +454,5 @@ pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<(Baseline
         }
     }
     let baseline = Baseline::from_parts(params.labels.clone(), features, models, thresholds, reasons)?;
-    Ok((baseline, metrics))
+    Ok(Trained { model: baseline, metrics })
 }

@@ -1,8 +1,11 @@
-//! Shared helpers of h1's integration tests (split, tfidf, logreg, train): the Python peers and the
-//! real review texts of ../shared/data/reviews-40k with labels derived from them.
+//! Shared helpers of the integration tests: the Python peers (`python()`, `peer()`), the real review texts of
+//! ../shared/data/reviews-40k (with labels derived from them, or with their policy violation flag), CSV
+//! reading and the crate's seeded RNG.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use polars::prelude::*;
@@ -35,6 +38,56 @@ pub fn peer(script: &str, input: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("peer {script} printed bad JSON: {e}"))
 }
 
+/// A CSV file with a header row, read by polars (panics naming the file).
+pub fn read_csv(path: &Path) -> DataFrame {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+        .finish()
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The folder of the real review texts (reviews-40k, four CSV parts).
+pub const REVIEWS_40K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
+
+/// (text, violation) of the real reviews of one reviews-40k part (`part1.csv`...) that have both:
+/// `policy_label == 0` is a policy violation.
+pub fn violations(part: &str) -> Vec<(String, bool)> {
+    let df = read_csv(&Path::new(REVIEWS_40K).join(part));
+    let text = df.column("text").unwrap().str().unwrap().clone();
+    let lab = df.column("policy_label").unwrap().cast(&DataType::Int64).unwrap();
+    let lab = lab.i64().unwrap();
+    text.iter().zip(lab.iter()).filter_map(|(t, l)| Some((t?.to_string(), l? == 0))).collect()
+}
+
+fn words(t: &str) -> Vec<String> {
+    t.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_string).collect()
+}
+
+/// Real-ish probabilities of "violation": a smoothed word log-odds model fit on `train`, applied to the texts of
+/// `test`; the intercept is `intercept`, or the prior log-odds of `train` when None.
+pub fn nb_scores(train: &[(String, bool)], test: &[(String, bool)], intercept: Option<f64>) -> Vec<f64> {
+    let mut pos: HashMap<String, f64> = HashMap::new();
+    let mut neg: HashMap<String, f64> = HashMap::new();
+    for (t, y) in train {
+        for w in words(t) {
+            *(if *y { &mut pos } else { &mut neg }).entry(w).or_default() += 1.0;
+        }
+    }
+    let prior = (train.iter().filter(|x| x.1).count() as f64 + 1.0) / (train.len() as f64 + 2.0);
+    let z0 = intercept.unwrap_or((prior / (1.0 - prior)).ln());
+    test.iter()
+        .map(|(t, _)| {
+            let mut z = z0;
+            for w in words(t) {
+                z += ((pos.get(&w).unwrap_or(&0.0) + 1.0) / (neg.get(&w).unwrap_or(&0.0) + 1.0)).ln() * 0.05;
+            }
+            1.0 / (1.0 + (-z).exp())
+        })
+        .collect()
+}
+
 /// One review of reviews-40k.
 #[derive(Clone, Debug)]
 pub struct Review {
@@ -46,7 +99,7 @@ pub struct Review {
 
 /// The first `n` reviews with a text, across the four CSV parts in file-name order.
 pub fn reviews(n: usize) -> Vec<Review> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/reviews-40k");
+    let dir = REVIEWS_40K;
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|e| e.unwrap().path())
@@ -55,12 +108,7 @@ pub fn reviews(n: usize) -> Vec<Review> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        let df = CsvReadOptions::default()
-            .with_has_header(true)
-            .try_into_reader_with_file_path(Some(f.clone()))
-            .unwrap()
-            .finish()
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let df = read_csv(&f);
         let text = df.column("text").unwrap().str().unwrap().clone();
         let rating = df.column("rating").unwrap().cast(&DataType::Int64).unwrap();
         let rating = rating.i64().unwrap().clone();
@@ -108,30 +156,15 @@ pub fn labeled_frame(reviews: &[Review], spam_rows: usize) -> DataFrame {
     DataFrame::new(reviews.len(), cols).unwrap()
 }
 
-/// A tiny deterministic generator (splitmix64) for random test inputs.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn unif(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+/// The crate's seeded RNG, for random test inputs.
+#[allow(unused_imports)]
+pub use revmod::rng::SplitMix64;
 
 /// A baseline trained like the seed on `n` real reviews with derived labels (`spam_rows` rows may be spam, so
 /// `spam` stays rare: a handful of validation positives, the seed's situation), with its split frame.
 pub fn trained_baseline(n: usize, spam_rows: usize) -> (revmod::train::Baseline, revmod::split::MlReady) {
     let labeled = labeled_frame(&reviews(n), spam_rows);
     let ml = revmod::split::split(&labeled, &revmod::split::SplitParams::default()).unwrap();
-    let (model, _) = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap();
+    let model = revmod::train::train_baseline(&ml, &revmod::train::BaselineParams::default()).unwrap().model;
     (model, ml)
 }

@@ -153,7 +153,8 @@ fn real_model_constrained_answers_parse_on_hostile_reviews() {
     let spec = path.to_str().unwrap();
     let prompt = ModeratorPrompt::default();
     let reviews = hostile_reviews();
-    let mut cached = LocalGemmaBackend::load(Some(spec), LocalParams { mode: Some(LabelMode::Instruct), ..Default::default() }).unwrap();
+    // one review at a time, as the no-cache run below (batched lockstep decoding is checked in tests/label_batch.rs)
+    let mut cached = LocalGemmaBackend::load(Some(spec), LocalParams { mode: Some(LabelMode::Instruct), batch: 1, ..Default::default() }).unwrap();
     let a = cached.answer(&prompt, &reviews);
     for (r, o) in reviews.iter().zip(&a) {
         let o = o.as_ref().unwrap();

@@ -83,6 +83,10 @@ pub struct BackendArgs {
     /// Local: recompute the system prompt for every review (no prefix KV cache).
     #[arg(long)]
     pub no_prefix_cache: bool,
+    /// Local: reviews in flight at once (one batched forward per step for all of them; the labels do not
+    /// depend on it). 1 labels one review at a time.
+    #[arg(long, default_value_t = revmod::label::local::DEFAULT_BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch: u16,
 }
 
 /// Arguments of `revmod label`.
@@ -140,6 +144,7 @@ pub(crate) fn backend(a: &BackendArgs) -> Result<Box<dyn LabelBackend>> {
                 mode: a.mode.mode(),
                 constrained: !a.free,
                 prefix_cache: !a.no_prefix_cache,
+                batch: usize::from(a.batch),
                 ..Default::default()
             };
             Box::new(revmod::label::local::LocalGemmaBackend::load(a.model.as_deref(), params)?)

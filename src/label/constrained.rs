@@ -397,48 +397,95 @@ fn item_distribution(masks: &TokenMasks, allowed: &[u32], w: &[f32]) -> [f32; 4]
     q
 }
 
-/// Item distribution one token ahead of a list choice that the greedy path closes: feeds the opening of
-/// an item, reads the logits, and rolls the KV cache back.
-fn lookahead_items(model: &mut dyn StepModel, masks: &mut TokenMasks, s: State) -> Result<[f32; 4]> {
-    let open: &[u8] = if matches!(s.pos, Pos::ListChoice { first: true }) { b"\"" } else { b", \"" };
-    let at_item = masks.grammar.run(s, open).expect("an item can open here");
-    let len = model.context_len();
-    let logits = model.feed(&masks.encode_exact(open))?;
-    model.truncate(len)?;
+/// The item distribution at `at_item` from the logits read one token ahead of a list choice.
+fn lookahead_distribution(masks: &mut TokenMasks, at_item: State, logits: &[f32]) -> [f32; 4] {
     let allowed = masks.allowed(at_item);
-    let (_, w) = softmax_mass(&logits, &allowed);
-    Ok(item_distribution(masks, &allowed, &w))
+    let (_, w) = softmax_mass(logits, &allowed);
+    item_distribution(masks, &allowed, &w)
 }
 
-/// Decodes one answer greedily under the schema. `unfed_prompt` are prompt tokens not yet in the model's
-/// context (fed in one batch together with the answer's forced opening; may be empty); `max_steps`
-/// bounds the decode steps (the answer is closed by its shortest completion when they run out).
-pub fn decode_constrained(
-    model: &mut dyn StepModel,
-    masks: &mut TokenMasks,
-    unfed_prompt: &[u32],
+/// What a [`ConstrainedRun`] wants from the model next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Append these tokens to the context and hand back the logits after them ([`ConstrainedRun::on_logits`]).
+    Feed(Vec<u32>),
+    /// Read the logits after these tokens, then roll the context back to where it was
+    /// ([`ConstrainedRun::on_lookahead`]): the item distribution one token ahead of a list the greedy path closes.
+    Lookahead(Vec<u32>),
+    /// The answer is complete ([`ConstrainedRun::finish`]).
+    Done,
+}
+
+/// One constrained answer being decoded, as a state machine driven by whoever owns the model: one sequence
+/// ([`decode_constrained`]) or several in lockstep ([`decode_constrained_batch`]). Each sequence makes the
+/// same model calls in the same order either way, so with a batched forward that is exact per sequence the
+/// answers are the same.
+pub struct ConstrainedRun {
+    s: State,
+    text: Vec<u8>,
+    steps: usize,
     max_steps: usize,
-) -> Result<ConstrainedAnswer> {
-    let g = masks.grammar.clone();
-    let mut s = g.start();
-    let mut text: Vec<u8> = Vec::new();
-    let mut steps = 0usize;
-    let mut p_rel: Option<f32> = None;
-    let mut miss = [1.0f32; 4]; // prod over list positions of (1 - P(V listed there))
-    let mut pending_cont: Option<f32> = None;
-    let (forced, next) = g.forced(s);
-    text.extend_from_slice(&forced);
-    s = next;
-    let mut first = unfed_prompt.to_vec();
-    first.extend(masks.encode_exact(&forced));
-    let mut logits = model.feed(&first)?;
-    steps += 1;
-    while s.pos != Pos::Done {
+    p_rel: Option<f32>,
+    /// prod over list positions of (1 - P(V listed there))
+    miss: [f32; 4],
+    pending_cont: Option<f32>,
+    /// Logits of the current step while its look-ahead is out.
+    held: Option<Vec<f32>>,
+    done: bool,
+}
+
+impl ConstrainedRun {
+    /// Starts an answer: `unfed_prompt` are prompt tokens not yet in the model's context (fed in one batch
+    /// together with the answer's forced opening); `max_steps` bounds the decode steps. Returns the run and
+    /// its first request (always a feed).
+    pub fn start(masks: &TokenMasks, unfed_prompt: &[u32], max_steps: usize) -> (Self, Request) {
+        let g = &masks.grammar;
+        let (forced, s) = g.forced(g.start());
+        let mut first = unfed_prompt.to_vec();
+        first.extend(masks.encode_exact(&forced));
+        let run = Self { s, text: forced, steps: 1, max_steps, p_rel: None, miss: [1.0; 4], pending_cont: None, held: None, done: false };
+        (run, Request::Feed(first))
+    }
+
+    /// The logits after the last [`Request::Feed`]: decides the next token and returns the next request.
+    pub fn on_logits(&mut self, masks: &mut TokenMasks, logits: Vec<f32>) -> Result<Request> {
+        self.step(masks, logits, None)
+    }
+
+    /// The logits after a [`Request::Lookahead`]'s tokens (the caller has rolled the context back).
+    pub fn on_lookahead(&mut self, masks: &mut TokenMasks, logits: &[f32]) -> Result<Request> {
+        let open: &[u8] = if matches!(self.s.pos, Pos::ListChoice { first: true }) { b"\"" } else { b", \"" };
+        let at_item = masks.grammar.run(self.s, open).expect("an item can open here");
+        let q = lookahead_distribution(masks, at_item, logits);
+        let held = self.held.take().expect("a look-ahead was requested");
+        self.step(masks, held, Some(q))
+    }
+
+    /// True when the answer is complete.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The answer (call when [`Request::Done`] was returned).
+    pub fn finish(self) -> ConstrainedAnswer {
+        let text = String::from_utf8(self.text).expect("the schema is ASCII");
+        let m = self.miss;
+        ConstrainedAnswer { text, probs: [self.p_rel.unwrap_or(0.0), 1.0 - m[0], 1.0 - m[1], 1.0 - m[2], 1.0 - m[3]], steps: self.steps }
+    }
+
+    fn step(&mut self, masks: &mut TokenMasks, logits: Vec<f32>, lookahead: Option<[f32; 4]>) -> Result<Request> {
+        let g = masks.grammar.clone();
+        let s = self.s;
+        if s.pos == Pos::Done {
+            self.done = true;
+            return Ok(Request::Done);
+        }
         // Out of budget: close the answer by its shortest completion (an item already opened is still
         // chosen by the model, from the logits at hand).
-        if steps >= max_steps && s.pos != Pos::Item(None) {
-            text.extend_from_slice(&g.finish(s));
-            break;
+        if self.steps >= self.max_steps && s.pos != Pos::Item(None) {
+            self.text.extend_from_slice(&g.finish(s));
+            self.done = true;
+            return Ok(Request::Done);
         }
         let allowed = masks.allowed(s);
         ensure!(!allowed.is_empty(), "no token allowed at {s:?} (vocabulary too small)");
@@ -460,7 +507,7 @@ pub fn decode_constrained(
                     }
                 }
                 if t + f > 0.0 {
-                    p_rel = Some(t / (t + f));
+                    self.p_rel = Some(t / (t + f));
                 }
             }
             Pos::ListChoice { .. } => {
@@ -476,35 +523,113 @@ pub fn decode_constrained(
                     None // read at the item's first byte, which the path visits next
                 } else if best_bytes[0] != b']' || p_cont <= 0.01 || free <= 1 {
                     Some(uniform_free(s.chosen))
+                } else if let Some(q) = lookahead {
+                    Some(q)
                 } else {
-                    Some(lookahead_items(model, masks, s)?)
+                    let open: &[u8] = if matches!(s.pos, Pos::ListChoice { first: true }) { b"\"" } else { b", \"" };
+                    self.held = Some(logits);
+                    return Ok(Request::Lookahead(masks.encode_exact(open)));
                 };
                 match q {
-                    Some(q) => (0..4).for_each(|v| miss[v] *= 1.0 - p_cont * q[v]),
-                    None => pending_cont = Some(p_cont),
+                    Some(q) => (0..4).for_each(|v| self.miss[v] *= 1.0 - p_cont * q[v]),
+                    None => self.pending_cont = Some(p_cont),
                 }
             }
             Pos::Item(None) => {
                 let q = item_distribution(masks, &allowed, &w);
-                let p_cont = pending_cont.take().unwrap_or(1.0);
-                (0..4).for_each(|v| miss[v] *= 1.0 - p_cont * q[v]);
+                let p_cont = self.pending_cont.take().unwrap_or(1.0);
+                (0..4).for_each(|v| self.miss[v] *= 1.0 - p_cont * q[v]);
             }
             _ => {}
         }
-        s = g.run(s, &best_bytes).expect("allowed token stays in the schema");
-        text.extend_from_slice(&best_bytes);
+        let mut s = g.run(s, &best_bytes).expect("allowed token stays in the schema");
+        self.text.extend_from_slice(&best_bytes);
         let (forced, next) = g.forced(s);
-        text.extend_from_slice(&forced);
+        self.text.extend_from_slice(&forced);
         s = next;
+        self.s = s;
         if s.pos == Pos::Done {
-            break;
+            self.done = true;
+            return Ok(Request::Done);
         }
         let mut feed = vec![best];
         feed.extend(masks.encode_exact(&forced));
-        logits = model.feed(&feed)?;
-        steps += 1;
+        self.steps += 1;
+        Ok(Request::Feed(feed))
     }
-    let text = String::from_utf8(text).expect("the schema is ASCII");
-    let probs = [p_rel.unwrap_or(0.0), 1.0 - miss[0], 1.0 - miss[1], 1.0 - miss[2], 1.0 - miss[3]];
-    Ok(ConstrainedAnswer { text, probs, steps })
+}
+
+/// Decodes one answer greedily under the schema. `unfed_prompt` are prompt tokens not yet in the model's
+/// context (fed in one batch together with the answer's forced opening; may be empty); `max_steps`
+/// bounds the decode steps (the answer is closed by its shortest completion when they run out).
+pub fn decode_constrained(
+    model: &mut dyn StepModel,
+    masks: &mut TokenMasks,
+    unfed_prompt: &[u32],
+    max_steps: usize,
+) -> Result<ConstrainedAnswer> {
+    let (mut run, mut req) = ConstrainedRun::start(masks, unfed_prompt, max_steps);
+    loop {
+        req = match req {
+            Request::Feed(t) => {
+                let logits = model.feed(&t)?;
+                run.on_logits(masks, logits)?
+            }
+            Request::Lookahead(t) => {
+                let len = model.context_len();
+                let logits = model.feed(&t)?;
+                model.truncate(len)?;
+                run.on_lookahead(masks, &logits)?
+            }
+            Request::Done => return Ok(run.finish()),
+        };
+    }
+}
+
+/// What lockstep decoding needs from a model: several sequences fed in one pass.
+pub trait BatchStepModel {
+    /// Appends `feeds[i]` to sequence `i` for every non-empty feed, in one pass, and returns per sequence
+    /// the logits after its last token (an empty vector for sequences not fed).
+    fn feed_batch(&mut self, feeds: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
+    /// Number of tokens in sequence `i`'s context.
+    fn context_len(&self, i: usize) -> usize;
+    /// Drops sequence `i`'s context positions beyond `len`.
+    fn truncate(&mut self, i: usize, len: usize) -> Result<()>;
+}
+
+/// [`decode_constrained`] for several answers in lockstep: sequence `i` of `model` (at the end of the shared
+/// prompt prefix) decodes the answer after `unfed_prompts[i]`. Every round feeds each unfinished sequence its
+/// next request (a step or a look-ahead) in one batched pass. Per sequence the model calls are those of
+/// [`decode_constrained`], in the same order, so the answers are the same when the batched forward is exact
+/// per sequence.
+pub fn decode_constrained_batch(
+    model: &mut dyn BatchStepModel,
+    masks: &mut TokenMasks,
+    unfed_prompts: &[Vec<u32>],
+    max_steps: usize,
+) -> Result<Vec<ConstrainedAnswer>> {
+    let (mut runs, mut reqs): (Vec<ConstrainedRun>, Vec<Request>) =
+        unfed_prompts.iter().map(|u| ConstrainedRun::start(masks, u, max_steps)).unzip();
+    while reqs.iter().any(|r| *r != Request::Done) {
+        let feeds: Vec<Vec<u32>> = reqs
+            .iter()
+            .map(|r| match r {
+                Request::Feed(t) | Request::Lookahead(t) => t.clone(),
+                Request::Done => Vec::new(),
+            })
+            .collect();
+        let lens: Vec<usize> = (0..reqs.len()).map(|i| model.context_len(i)).collect();
+        let logits = model.feed_batch(&feeds)?;
+        for (i, l) in logits.into_iter().enumerate() {
+            reqs[i] = match &reqs[i] {
+                Request::Feed(_) => runs[i].on_logits(masks, l)?,
+                Request::Lookahead(_) => {
+                    model.truncate(i, lens[i])?;
+                    runs[i].on_lookahead(masks, &l)?
+                }
+                Request::Done => Request::Done,
+            };
+        }
+    }
+    Ok(runs.into_iter().map(ConstrainedRun::finish).collect())
 }

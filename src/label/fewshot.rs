@@ -34,7 +34,7 @@
 
 use anyhow::{ensure, Result};
 
-use super::constrained::StepModel;
+use super::constrained::{BatchStepModel, StepModel};
 use super::prompt::prepare_text;
 use super::rules::RulesVerdict;
 use super::ReviewInput;
@@ -195,6 +195,34 @@ pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &
         }
     }
     Ok((out, fed))
+}
+
+/// [`score_review`] for several reviews at once: sequence `i` of `model` (each at the end of the page) scores
+/// `reviews[i]`, and each question is one batched feed of every review's next piece, so the weights are read
+/// once per question for all of them. Per review the model is fed exactly what [`score_review`] feeds; with a
+/// batched forward that is exact per sequence (`Gemma3Model::forward_batch`) the log-odds are the same.
+pub fn score_reviews(model: &mut dyn BatchStepModel, tokens: &FewShotTokens, reviews: &[Vec<u32>]) -> Result<Vec<([f32; 5], usize)>> {
+    let mut feeds: Vec<Vec<u32>> = reviews
+        .iter()
+        .map(|r| {
+            let mut f = r.clone();
+            f.extend(&tokens.first_question);
+            f
+        })
+        .collect();
+    let mut out = vec![([0f32; 5], 0usize); reviews.len()];
+    for (q, &(_, label)) in QUESTIONS.iter().enumerate() {
+        let logits = model.feed_batch(&feeds)?;
+        for (i, l) in logits.iter().enumerate() {
+            let lo = l[tokens.yes as usize] - l[tokens.no as usize];
+            out[i].0[label] = lo;
+            out[i].1 += feeds[i].len();
+            if q + 1 < QUESTIONS.len() {
+                feeds[i] = tokens.next_question[q][usize::from(lo > 0.0)].clone();
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Logistic function.

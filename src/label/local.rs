@@ -22,12 +22,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::backend::{LabelBackend, RawOutput};
-use super::constrained::{decode_constrained, AnswerGrammar, StepModel, TokenMasks};
+use super::constrained::{decode_constrained, decode_constrained_batch, AnswerGrammar, BatchStepModel, StepModel, TokenMasks};
 use super::fewshot::{self, Calibration, FewShotTokens};
 use super::rules::RulesBackend;
 use super::{ModeratorPrompt, ReviewInput};
 use crate::llm::chat::chat_prefix;
-use crate::llm::gemma3::Gemma3Model;
+use crate::llm::gemma3::{Gemma3Model, PrefixBatch};
 use crate::llm::generate::GenerateParams;
 use crate::llm::tokenizer::TokenKind;
 use crate::llm::{load_gemma, Gemma};
@@ -72,13 +72,31 @@ pub struct LocalParams {
     pub max_new_tokens: usize,
     /// Longest rationale in bytes under constrained decoding.
     pub max_rationale: u16,
+    /// Reviews in flight at once: each has its own KV cache after the shared prefix, and every step feeds
+    /// all of them in one batched forward ([`crate::llm::PrefixBatch`]). 1 labels one review at a time.
+    /// The answers do not depend on it (few-shot scores and constrained answers are the one-at-a-time ones
+    /// bit for bit: tests/label_batch.rs); free generation and `prefix_cache: false` (which recomputes the
+    /// prefix for every review, to measure the cache) always run one review at a time.
+    pub batch: usize,
 }
 
 impl Default for LocalParams {
     fn default() -> Self {
-        Self { mode: None, calibration: Calibration::default(), constrained: true, prefix_cache: true, max_new_tokens: 96, max_rationale: 160 }
+        Self {
+            mode: None,
+            calibration: Calibration::default(),
+            constrained: true,
+            prefix_cache: true,
+            max_new_tokens: 96,
+            max_rationale: 160,
+            batch: DEFAULT_BATCH,
+        }
     }
 }
+
+/// Default of [`LocalParams::batch`]: measured with `scripts/bench-label --batch` on a 2-core AMD EPYC (AVX2),
+/// see the README's speed section.
+pub const DEFAULT_BATCH: usize = 8;
 
 /// Counters of what the backend did (for benchmarks and reports).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -106,11 +124,33 @@ pub struct LocalGemmaBackend {
     masks: Option<TokenMasks>,
     /// (system prompt, prefix tokens) whose KV cache sits at the start of the model's context.
     prefix: Option<(String, Vec<u32>)>,
+    /// Batched labeling: the slots over the shared prefix (the few-shot page, or the system prompt's chat
+    /// prefix), kept between calls so their buffers hold the prefix.
+    slots: Option<PrefixBatch>,
     /// What the backend did so far.
     pub stats: LocalStats,
 }
 
 struct Step<'a>(&'a mut Gemma3Model);
+
+/// The slots of a [`PrefixBatch`] as the labeler's [`BatchStepModel`].
+struct Slots<'a> {
+    model: &'a Gemma3Model,
+    batch: &'a mut PrefixBatch,
+}
+
+impl BatchStepModel for Slots<'_> {
+    fn feed_batch(&mut self, feeds: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.batch.feed(self.model, feeds)
+    }
+    fn context_len(&self, i: usize) -> usize {
+        self.batch.context_len(i)
+    }
+    fn truncate(&mut self, i: usize, len: usize) -> Result<()> {
+        self.batch.truncate(i, len);
+        Ok(())
+    }
+}
 
 impl StepModel for Step<'_> {
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
@@ -157,7 +197,8 @@ impl LocalGemmaBackend {
         } else {
             None
         };
-        Ok(Self { gemma, model_id: model_id.to_string(), params, mode, fewshot, masks, prefix: None, stats: LocalStats::default() })
+        anyhow::ensure!(params.batch >= 1, "LocalParams.batch is 0: at least one review must be in flight");
+        Ok(Self { gemma, model_id: model_id.to_string(), params, mode, fewshot, masks, prefix: None, slots: None, stats: LocalStats::default() })
     }
 
     /// The mode in use.
@@ -186,6 +227,78 @@ impl LocalGemmaBackend {
         self.stats.prefill_tokens += fed;
         self.stats.decode_steps += fewshot::QUESTIONS.len() - 1;
         Ok(lo)
+    }
+
+    /// Slots over the prefix `tokens`, `n` of them started: the prefix's KV cache is computed as the
+    /// one-at-a-time path computes it (the model's context reset and the prefix fed in one batch) and
+    /// snapshotted once.
+    fn start_slots(&mut self, tokens: &[u32], n: usize) -> Result<()> {
+        let keep = self.slots.as_ref().is_some_and(|b| b.prefix().tokens == tokens);
+        if !keep {
+            let model = self.gemma.model();
+            model.reset();
+            let logits = model.forward(tokens, false)?.to_vec1::<f32>()?;
+            self.stats.prefill_tokens += tokens.len();
+            self.slots = Some(PrefixBatch::new(model.snapshot(logits)?));
+            // the model's own context was reset: the one-at-a-time path recomputes its chat prefix
+            self.prefix = None;
+        } else {
+            self.stats.reused_tokens += tokens.len();
+        }
+        self.stats.reused_tokens += tokens.len() * (n - 1);
+        let slots = self.slots.as_mut().expect("made above");
+        slots.start(self.gemma.model(), n)
+    }
+
+    /// Few-shot mode: the five log-odds of each review, all reviews in flight at once (one batched forward per
+    /// question). The same values as [`LocalGemmaBackend::fewshot_log_odds`] per review.
+    pub fn fewshot_log_odds_batch(&mut self, reviews: &[ReviewInput], max_chars: usize) -> Result<Vec<[f32; 5]>> {
+        let Some((tokens, _)) = self.fewshot.as_ref() else { anyhow::bail!("the backend is not in few-shot mode") };
+        let tokens = tokens.clone();
+        let blocks: Vec<Vec<u32>> =
+            reviews.iter().map(|r| self.gemma.tokenizer().encode_with(&fewshot::block_for(r, max_chars), false, false)).collect();
+        self.start_slots(&tokens.prefix, reviews.len())?;
+        let mut slots = Slots { model: self.gemma.model(), batch: self.slots.as_mut().expect("started") };
+        let scored = fewshot::score_reviews(&mut slots, &tokens, &blocks)?;
+        self.stats.prefill_tokens += scored.iter().map(|s| s.1).sum::<usize>();
+        self.stats.decode_steps += (fewshot::QUESTIONS.len() - 1) * reviews.len();
+        Ok(scored.into_iter().map(|s| s.0).collect())
+    }
+
+    /// Several answers at once: few-shot scores, or constrained JSON answers decoded in lockstep. Free
+    /// generation is not batched (None).
+    fn answer_batch(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Result<Option<Vec<RawOutput>>> {
+        if self.mode == LabelMode::FewShot {
+            let max_chars = prompt.max_text_chars.min(fewshot::FEWSHOT_MAX_CHARS);
+            let los = self.fewshot_log_odds_batch(reviews, max_chars)?;
+            let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
+            let out = los
+                .iter()
+                .zip(reviews)
+                .map(|(lo, r)| {
+                    let verdict = self.params.calibration.combine(lo, &rules.judge(&super::prompt::prepare_text(&r.text, prompt.max_text_chars)));
+                    RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs) }
+                })
+                .collect();
+            return Ok(Some(out));
+        }
+        if self.masks.is_none() {
+            return Ok(None);
+        }
+        let mut prefix = Vec::new();
+        let mut tails = Vec::with_capacity(reviews.len());
+        for r in reviews {
+            let (p, t) = self.prompt_tokens(prompt, r);
+            prefix = p;
+            tails.push(t);
+        }
+        self.start_slots(&prefix, reviews.len())?;
+        self.stats.prefill_tokens += tails.iter().map(Vec::len).sum::<usize>();
+        let masks = self.masks.as_mut().expect("checked above");
+        let mut slots = Slots { model: self.gemma.model(), batch: self.slots.as_mut().expect("started") };
+        let answers = decode_constrained_batch(&mut slots, masks, &tails, self.params.max_new_tokens)?;
+        self.stats.decode_steps += answers.iter().map(|a| a.steps).sum::<usize>();
+        Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs) }).collect()))
     }
 
     fn answer_fewshot(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<RawOutput> {
@@ -298,7 +411,27 @@ impl LabelBackend for LocalGemmaBackend {
             ),
         }
     }
+    fn preferred_batch(&self) -> usize {
+        self.params.batch
+    }
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<Result<RawOutput>> {
-        reviews.iter().map(|r| self.answer_one(prompt, r)).collect()
+        if self.params.batch <= 1 || !self.params.prefix_cache {
+            return reviews.iter().map(|r| self.answer_one(prompt, r)).collect();
+        }
+        let mut out = Vec::with_capacity(reviews.len());
+        for chunk in reviews.chunks(self.params.batch) {
+            let t0 = Instant::now();
+            match self.answer_batch(prompt, chunk) {
+                Ok(Some(answers)) => {
+                    self.stats.reviews += chunk.len();
+                    self.stats.secs += t0.elapsed().as_secs_f64();
+                    out.extend(answers.into_iter().map(Ok));
+                }
+                // not batchable (free generation), or the batch failed: one at a time, so that an error
+                // is reported for its own review only
+                Ok(None) | Err(_) => out.extend(chunk.iter().map(|r| self.answer_one(prompt, r))),
+            }
+        }
+        out
     }
 }

@@ -23,6 +23,9 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use std::sync::Arc;
 
+mod batch;
+pub use batch::{PrefixBatch, SeqCache};
+
 /// Where the weights come from: a loader maps the model's logical (HF-style) names to its tensors.
 pub trait WeightSource {
     /// A projection `W` (out, in) by HF name without `.weight`, e.g. `layers.0.self_attn.q_proj`.
@@ -274,6 +277,103 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// Per-call data of one single-token sequence on the decode path: rope values of its position and the
+/// sliding window's first key.
+struct RowPlan {
+    rope_local: (Vec<f32>, Vec<f32>),
+    rope_global: (Vec<f32>, Vec<f32>),
+    local_start: usize,
+}
+
+/// Per-call data of one sequence on the tensor path: rope tables and masks of its positions.
+struct SeqPlan {
+    seq: usize,
+    rope_local: (Tensor, Tensor),
+    rope_global: (Tensor, Tensor),
+    local_start: usize,
+    mask_local: Option<Tensor>,
+    mask_global: Option<Tensor>,
+}
+
+/// One layer's attention for the `plan.seq` tokens of one sequence on the tensor path: `q`, `k`, `v` are
+/// the projections' outputs `(seq, heads * hd)`, `(seq, kv * hd)` (any layout); q/k norms, rope, the keys
+/// and values appended to `cache`, attention over the cached keys. Returns `(seq, heads * hd)`. Shared by
+/// [`Gemma3Model::forward`] and the batched forward, so a sequence gets the same values in both.
+fn attend_seq(cfg: &Gemma3Config, a: &Attention, cache: &mut LayerCache, q: &Tensor, k: &Tensor, v: &Tensor, plan: &SeqPlan) -> Result<Tensor> {
+    let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+    let n_rep = nh / kv;
+    let eps = cfg.rms_norm_eps as f32;
+    let scale = cfg.query_pre_attn_scalar.powf(-0.5);
+    let seq = plan.seq;
+    let q = q.reshape((1, seq, nh, hd))?;
+    let k = k.reshape((1, seq, kv, hd))?;
+    let v = v.reshape((seq, kv, hd))?;
+    let q = candle_nn::ops::rms_norm(&q, &a.q_norm, eps)?;
+    let k = candle_nn::ops::rms_norm(&k, &a.k_norm, eps)?;
+    let (cos, sin) = if a.sliding { &plan.rope_local } else { &plan.rope_global };
+    let q = candle_nn::rotary_emb::rope_thd(&q, cos, sin)?;
+    let k = candle_nn::rotary_emb::rope_thd(&k, cos, sin)?;
+    // (kv, seq, hd) contiguous into the cache
+    let k = k.squeeze(0)?.transpose(0, 1)?.contiguous()?;
+    let v = v.transpose(0, 1)?.contiguous()?;
+    cache.append(&k, &v)?;
+    let (start, mask) = if a.sliding { (plan.local_start, &plan.mask_local) } else { (0, &plan.mask_global) };
+    let (k_all, v_all) = cache.view(start)?; // (kv, L, hd)
+    let n_keys = k_all.dims()[1];
+    // queries grouped by their KV head: (kv, n_rep*seq, hd)
+    let q = (q.squeeze(0)?.transpose(0, 1)?.contiguous()? * scale)?.reshape((kv, n_rep * seq, hd))?;
+    let mut att = q.matmul(&k_all.t()?)?; // (kv, n_rep*seq, L)
+    if let Some(cap) = cfg.attn_logit_softcapping {
+        att = ((att / cap)?.tanh()? * cap)?;
+    }
+    if let Some(m) = mask {
+        att = att.reshape((kv, n_rep, seq, n_keys))?.broadcast_add(m)?.reshape((kv, n_rep * seq, n_keys))?;
+    }
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    let o = att.matmul(&v_all.contiguous_if_strided()?)?; // (kv, n_rep*seq, hd)
+    Ok(o.reshape((nh, seq, hd))?.transpose(0, 1)?.reshape((seq, nh * hd))?)
+}
+
+/// One layer's attention for one token on the decode path (plain vectors): q/k norms and rope per head,
+/// the key and value appended to `cache`, [`decode_attention`] over the cached keys. Returns `heads * hd`
+/// values. Shared by [`Gemma3Model::decode_row`] and the batched forward.
+#[allow(clippy::too_many_arguments)]
+fn attend_row(cfg: &Gemma3Config, a: &Attention, nv: &LayerNormVecs, cache: &mut LayerCache, mut q: Vec<f32>, mut k: Vec<f32>, v: Vec<f32>, plan: &RowPlan, dev: &Device) -> Result<Vec<f32>> {
+    let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+    let eps = cfg.rms_norm_eps as f32;
+    let scale = cfg.query_pre_attn_scalar.powf(-0.5) as f32;
+    let (cos, sin) = if a.sliding { &plan.rope_local } else { &plan.rope_global };
+    for head in q.chunks_exact_mut(hd) {
+        let n = rms_norm_row(head, &nv.q, eps);
+        head.copy_from_slice(&n);
+        rope_row(head, cos, sin);
+    }
+    for head in k.chunks_exact_mut(hd) {
+        let n = rms_norm_row(head, &nv.k, eps);
+        head.copy_from_slice(&n);
+        rope_row(head, cos, sin);
+    }
+    cache.append(&Tensor::from_vec(k, (kv, 1, hd), dev)?, &Tensor::from_vec(v, (kv, 1, hd), dev)?)?;
+    let (k_all, v_all) = cache.view(if a.sliding { plan.local_start } else { 0 })?;
+    decode_attention(&q, &k_all, &v_all, scale, cfg.attn_logit_softcapping, nh / kv)
+}
+
+/// Final logit soft-capping on the decode path: `tanh(l / cap) * cap` per value.
+fn softcap_row(logits: &mut [f32], cap: Option<f64>) {
+    if let Some(cap) = cap {
+        let cap = cap as f32;
+        logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
+    }
+}
+
+/// Final logit soft-capping on the tensor path (candle's ops: a multiply by `1 / cap`, tanh, a multiply).
+fn softcap_tensor(logits: Tensor, cap: Option<f64>) -> Result<Tensor> {
+    Ok(match cap {
+        Some(cap) => ((logits / cap)?.tanh()? * cap)?,
+        None => logits,
+    })
 }
 
 struct Layer {
@@ -574,33 +674,16 @@ impl Gemma3Model {
         let cfg = &self.cfg;
         let dev = self.device.clone();
         let pos = self.tokens.len();
-        let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
         let eps = cfg.rms_norm_eps as f32;
-        let scale = cfg.query_pre_attn_scalar.powf(-0.5) as f32;
         let ids = Tensor::new(&[token], &dev)?;
         let mut x: Vec<f32> = (self.embed.lookup(&ids)? * (cfg.hidden_size as f64).sqrt())?.flatten_all()?.to_vec1()?;
-        let rope_local = self.rope_values(false, pos, 1);
-        let rope_global = self.rope_values(true, pos, 1);
-        let local_start = (pos + 1).saturating_sub(cfg.sliding_window);
+        let plan = self.row_plan(pos);
         for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
             let (a, nv) = (&layer.attn, &layer.vec);
             let h = rms_norm_row(&x, &nv.input, eps);
             let mut qkv = a.qkv.forward_row(&h, &dev)?.into_iter();
-            let (mut q, mut k, v) = (qkv.next().context("q")?, qkv.next().context("k")?, qkv.next().context("v")?);
-            let (cos, sin) = if a.sliding { &rope_local } else { &rope_global };
-            for head in q.chunks_exact_mut(hd) {
-                let n = rms_norm_row(head, &nv.q, eps);
-                head.copy_from_slice(&n);
-                rope_row(head, cos, sin);
-            }
-            for head in k.chunks_exact_mut(hd) {
-                let n = rms_norm_row(head, &nv.k, eps);
-                head.copy_from_slice(&n);
-                rope_row(head, cos, sin);
-            }
-            cache.append(&Tensor::from_vec(k, (kv, 1, hd), &dev)?, &Tensor::from_vec(v, (kv, 1, hd), &dev)?)?;
-            let (k_all, v_all) = cache.view(if a.sliding { local_start } else { 0 })?;
-            let o = decode_attention(&q, &k_all, &v_all, scale, cfg.attn_logit_softcapping, nh / kv)?;
+            let (q, k, v) = (qkv.next().context("q")?, qkv.next().context("k")?, qkv.next().context("v")?);
+            let o = attend_row(cfg, a, nv, cache, q, k, v, &plan, &dev)?;
             let o = a.o_proj.forward_row(&o, &dev)?;
             for (x, o) in x.iter_mut().zip(rms_norm_row(&o, &nv.post_attn, eps)) {
                 *x += o;
@@ -618,11 +701,33 @@ impl Gemma3Model {
         self.tokens.push(token);
         let h = rms_norm_row(&x, &self.final_norm_vec, eps);
         let mut logits = self.lm_head.forward_row(&h, &dev)?;
-        if let Some(cap) = cfg.final_logit_softcapping {
-            let cap = cap as f32;
-            logits.iter_mut().for_each(|l| *l = (*l / cap).tanh() * cap);
-        }
+        softcap_row(&mut logits, cfg.final_logit_softcapping);
         Ok(logits)
+    }
+
+    /// What the decode step of one token at `pos` needs besides the weights: its rope values and where the
+    /// sliding layers' window starts.
+    fn row_plan(&self, pos: usize) -> RowPlan {
+        RowPlan {
+            rope_local: self.rope_values(false, pos, 1),
+            rope_global: self.rope_values(true, pos, 1),
+            local_start: (pos + 1).saturating_sub(self.cfg.sliding_window),
+        }
+    }
+
+    /// What the tensor path needs for `seq` tokens at `pos..pos+seq`: rope tables, masks, window start.
+    fn seq_plan(&self, pos: usize, seq: usize) -> Result<SeqPlan> {
+        let window = self.cfg.sliding_window;
+        // keys a sliding layer needs: from the first query's window start
+        let local_start = (pos + 1).saturating_sub(window);
+        Ok(SeqPlan {
+            seq,
+            rope_local: self.rope_tables(false, pos, seq)?,
+            rope_global: self.rope_tables(true, pos, seq)?,
+            local_start,
+            mask_local: self.mask(pos, seq, local_start, pos + seq - local_start, Some(window))?,
+            mask_global: self.mask(pos, seq, 0, pos + seq, None)?,
+        })
     }
 
     /// cos and sin of the rotation angles of positions `pos..pos+seq`, `(seq * hd/2)` each, row-major.
@@ -691,53 +796,17 @@ impl Gemma3Model {
         let cfg = &self.cfg;
         let seq = tokens.len();
         let pos = self.tokens.len();
-        let (nh, kv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
-        let n_rep = nh / kv;
         let eps = cfg.rms_norm_eps as f32;
-        let scale = cfg.query_pre_attn_scalar.powf(-0.5);
 
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = (self.embed.lookup(&ids)? * (cfg.hidden_size as f64).sqrt())?; // (seq, hidden)
 
-        let rope_local = self.rope_tables(false, pos, seq)?;
-        let rope_global = self.rope_tables(true, pos, seq)?;
-        let window = cfg.sliding_window;
-        // keys a sliding layer needs: from the first query's window start
-        let local_start = (pos + 1).saturating_sub(window);
-        let mask_local = self.mask(pos, seq, local_start, pos + seq - local_start, Some(window))?;
-        let mask_global = self.mask(pos, seq, 0, pos + seq, None)?;
-
+        let plan = self.seq_plan(pos, seq)?;
         for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
             let a = &layer.attn;
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
             let qkv = a.qkv.forward(&h)?;
-            let q = qkv[0].reshape((1, seq, nh, hd))?;
-            let k = qkv[1].reshape((1, seq, kv, hd))?;
-            let v = qkv[2].reshape((seq, kv, hd))?;
-            let q = candle_nn::ops::rms_norm(&q, &a.q_norm, eps)?;
-            let k = candle_nn::ops::rms_norm(&k, &a.k_norm, eps)?;
-            let (cos, sin) = if a.sliding { &rope_local } else { &rope_global };
-            let q = candle_nn::rotary_emb::rope_thd(&q, cos, sin)?;
-            let k = candle_nn::rotary_emb::rope_thd(&k, cos, sin)?;
-            // (kv, seq, hd) contiguous into the cache
-            let k = k.squeeze(0)?.transpose(0, 1)?.contiguous()?;
-            let v = v.transpose(0, 1)?.contiguous()?;
-            cache.append(&k, &v)?;
-            let (start, mask) = if a.sliding { (local_start, &mask_local) } else { (0, &mask_global) };
-            let (k_all, v_all) = cache.view(start)?; // (kv, L, hd)
-            let n_keys = k_all.dims()[1];
-            // queries grouped by their KV head: (kv, n_rep*seq, hd)
-            let q = (q.squeeze(0)?.transpose(0, 1)?.contiguous()? * scale)?.reshape((kv, n_rep * seq, hd))?;
-            let mut att = q.matmul(&k_all.t()?)?; // (kv, n_rep*seq, L)
-            if let Some(cap) = cfg.attn_logit_softcapping {
-                att = ((att / cap)?.tanh()? * cap)?;
-            }
-            if let Some(m) = mask {
-                att = att.reshape((kv, n_rep, seq, n_keys))?.broadcast_add(m)?.reshape((kv, n_rep * seq, n_keys))?;
-            }
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let o = att.matmul(&v_all.contiguous_if_strided()?)?; // (kv, n_rep*seq, hd)
-            let o = o.reshape((nh, seq, hd))?.transpose(0, 1)?.reshape((seq, nh * hd))?;
+            let o = attend_seq(cfg, a, cache, &qkv[0], &qkv[1], &qkv[2], &plan)?;
             let o = a.o_proj.forward(&o)?;
             let o = candle_nn::ops::rms_norm(&o, &layer.post_attn_norm, eps)?;
             x = (x + o)?;
@@ -749,10 +818,7 @@ impl Gemma3Model {
         self.tokens.extend_from_slice(tokens);
         let x = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
         let x = candle_nn::ops::rms_norm(&x, &self.final_norm, eps)?;
-        let mut logits = self.lm_head.forward(&x)?;
-        if let Some(cap) = cfg.final_logit_softcapping {
-            logits = ((logits / cap)?.tanh()? * cap)?;
-        }
+        let logits = softcap_tensor(self.lm_head.forward(&x)?, cfg.final_logit_softcapping)?;
         if all_positions {
             Ok(logits)
         } else {

@@ -57,7 +57,7 @@ pub mod tokenizer;
 
 pub use chat::{chat_prefix, chat_prompt, chat_suffix};
 pub use config::Gemma3Config;
-pub use gemma3::{Gemma3Model, KvSnapshot};
+pub use gemma3::{Gemma3Model, KvSnapshot, PrefixBatch, SeqCache};
 pub use generate::{GenerateParams, Generation, Sampling, StopReason};
 pub use tokenizer::{TokenKind, Tokenizer};
 

@@ -26,13 +26,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "..", "shared", "data")
 
 
-def server(model, threads=2, port=0, n_ctx=4096):
+def server(model, threads=2, port=0, n_ctx=4096, n_parallel=1):
     import xllamacpp as xlc
 
     p = xlc.CommonParams()
     p.model.path = model
     p.n_ctx = n_ctx
-    p.n_parallel = 1
+    p.n_parallel = n_parallel  # slots (continuous batching over them)
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
     p.n_batch = 2048

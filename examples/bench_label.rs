@@ -110,14 +110,14 @@ fn load() -> String {
 
 /// Times `backend.answer` on `reviews` after an untimed warm-up batch: (reviews/s wall, reviews per
 /// CPU-second, answers).
-fn timed(b: &mut LocalGemmaBackend, prompt: &ModeratorPrompt, reviews: &[ReviewInput], warm: usize) -> Result<(f64, f64, Vec<revmod::label::RawOutput>)> {
+fn timed(b: &mut LocalGemmaBackend, prompt: &ModeratorPrompt, reviews: &[ReviewInput], warm: usize) -> Result<(f64, f64, Vec<revmod::label::RawOutput>, usize)> {
     let _ = b.answer(prompt, &reviews[..warm.min(reviews.len())]);
     b.stats = Default::default();
     let t = Instant::now();
     let c0 = cpu_secs();
     let outs = b.answer(prompt, reviews).into_iter().collect::<Result<Vec<_>>>()?;
     let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - c0);
-    Ok((reviews.len() as f64 / secs, reviews.len() as f64 / cpu, outs))
+    Ok((reviews.len() as f64 / secs, reviews.len() as f64 / cpu, outs, b.stats.prefill_tokens))
 }
 
 fn batch_main(args: &[String], at: usize) -> Result<()> {
@@ -161,14 +161,16 @@ fn batch_main(args: &[String], at: usize) -> Result<()> {
         }
         let mut fewshot_rate = 0.0;
         let mut fewshot_answers = Vec::new();
+        let mut fewshot_computed = 0;
         for (name, mode) in modes {
             let params = |b: usize| LocalParams { mode: Some(mode), batch: b, ..Default::default() };
-            let (r1, c1, o1) = timed(&mut LocalGemmaBackend::load(spec.as_deref(), params(1))?, &prompt, &reviews, 1)?;
-            let (rb, cb, ob) = timed(&mut LocalGemmaBackend::load(spec.as_deref(), params(batch))?, &prompt, &reviews, batch)?;
+            let (r1, c1, o1, _) = timed(&mut LocalGemmaBackend::load(spec.as_deref(), params(1))?, &prompt, &reviews, 1)?;
+            let (rb, cb, ob, computed) = timed(&mut LocalGemmaBackend::load(spec.as_deref(), params(batch))?, &prompt, &reviews, batch)?;
             let same = o1 == ob;
             println!("  {name:<28} batch 1: {r1:7.3} reviews/s ({c1:6.3} per CPU-s)   batch {batch}: {rb:7.3} reviews/s ({cb:6.3} per CPU-s)   ratio {:.2}x wall, {:.2}x CPU   answers identical: {same}", rb / r1, cb / c1);
             if mode == LabelMode::FewShot {
                 fewshot_rate = rb;
+                fewshot_computed = computed;
                 fewshot_answers = ob;
             }
         }
@@ -190,6 +192,10 @@ fn batch_main(args: &[String], at: usize) -> Result<()> {
                 "  llama.cpp server (xllamacpp, {parallel} slots, yes/no grammar): {rate:7.3} reviews/s   revmod batch {batch} / llama.cpp: {:.2}x   same yes/no answers: {agree}/{}",
                 fewshot_rate / rate,
                 5 * theirs.len()
+            );
+            println!(
+                "  prompt tokens computed (not from a cache): llama.cpp {}, revmod batch {batch} {fewshot_computed}",
+                v["prompt_tokens_computed"].as_u64().map_or("?".to_string(), |n| n.to_string())
             );
             if run == 1 {
                 println!("  llama.cpp: {}", v["system_info"].as_str().unwrap_or("?"));

@@ -16,8 +16,9 @@ cache between requests (cache_prompt), so a request computes only the tokens aft
 Before the clock starts every slot has computed the page once (revmod's timed runs start from a computed page
 too).
 
-Prints one JSON document: reviews, secs, reviews_per_sec, requests, the answers (five booleans per review, in
-question order) and llama.cpp's system info.
+Prints one JSON document: reviews, secs, reviews_per_sec, requests, prompt_tokens_computed (the prompt tokens
+llama.cpp computed rather than took from a slot's cache, from its timings), the answers (five booleans per
+review, in question order) and llama.cpp's system info.
 """
 import json
 import os
@@ -30,6 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama_peer import server  # noqa: E402
 
 GRAMMAR = 'root ::= " yes" | " no"'
+# prompt tokens llama.cpp computed (not taken from a slot's cache), summed over requests
+COMPUTED = [0]
+LOCK = threading.Lock()
 
 
 def complete(srv, ids):
@@ -42,6 +46,8 @@ def complete(srv, ids):
     text = r["choices"][0]["text"]
     if text not in (" yes", " no"):
         raise RuntimeError(f"llama.cpp answered {text!r} under the yes/no grammar")
+    with LOCK:
+        COMPUTED[0] += int(r.get("timings", {}).get("prompt_n", 0))
     return text == " yes"
 
 
@@ -87,6 +93,7 @@ def fewshot(model, path, threads, n_parallel):
             except Exception as e:  # reported below, never silently dropped
                 errors.append(f"review {i}: {e}")
 
+    COMPUTED[0] = 0
     t0 = time.perf_counter()
     workers = [threading.Thread(target=worker) for _ in range(n_parallel)]
     for w in workers:
@@ -98,6 +105,7 @@ def fewshot(model, path, threads, n_parallel):
         sys.exit("llama.cpp peer failed: " + "; ".join(errors[:3]))
     n = len(answers)
     json.dump({"reviews": n, "secs": secs, "reviews_per_sec": n / secs, "requests": 5 * n, "answers": answers,
+               "prompt_tokens_computed": COMPUTED[0],
                "n_parallel": n_parallel, "threads": threads, "system_info": xlc.get_system_info().strip()}, sys.stdout)
 
 

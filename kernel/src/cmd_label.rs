@@ -83,8 +83,9 @@ pub struct BackendArgs {
     /// Local: recompute the system prompt for every review (no prefix KV cache).
     #[arg(long)]
     pub no_prefix_cache: bool,
-    /// Local: reviews in flight at once (one batched forward per step for all of them; the labels do not
-    /// depend on it). 1 labels one review at a time.
+    /// Local: reviews in flight at once (one batched forward per step for all of them). Few-shot labels are
+    /// the same bit for bit; constrained JSON answers agree within a tested rounding bound. 1 labels one
+    /// review at a time.
     #[arg(long, default_value_t = revmod::label::local::DEFAULT_BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
     pub batch: u16,
 }

@@ -15,6 +15,11 @@
 //!   the choices and the rationale are decoded, with per-label probabilities; the answer parses by
 //!   construction. Off, the model generates freely (greedy, `max_new_tokens` 96) as in the seed.
 //!
+//! Several reviews in flight ([`LocalParams::batch`]): each review gets a slot of a [`PrefixBatch`] (its own KV
+//! cache after the shared prefix) and every step feeds all of them in one batched forward; few-shot scoring
+//! ([`fewshot::score_reviews`]) and constrained decoding in lockstep
+//! ([`super::constrained::decode_constrained_batch`]) drive it.
+//!
 //! The review text is tokenized with special tokens disabled, so a review cannot close its own turn.
 
 use std::time::Instant;
@@ -74,8 +79,9 @@ pub struct LocalParams {
     pub max_rationale: u16,
     /// Reviews in flight at once: each has its own KV cache after the shared prefix, and every step feeds
     /// all of them in one batched forward ([`crate::llm::PrefixBatch`]). 1 labels one review at a time.
-    /// The answers do not depend on it (few-shot scores and constrained answers are the one-at-a-time ones
-    /// bit for bit: tests/label_batch.rs); free generation and `prefix_cache: false` (which recomputes the
+    /// Few-shot scores are the one-at-a-time ones bit for bit; constrained JSON answers agree within a tested
+    /// rounding bound (one-token decode steps, see `crate::llm::gemma3`'s batch module; tests/label_batch.rs).
+    /// Free generation and `prefix_cache: false` (which recomputes the
     /// prefix for every review, to measure the cache) always run one review at a time.
     pub batch: usize,
 }

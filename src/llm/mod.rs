@@ -7,7 +7,8 @@
 //!
 //! ## Resolution of a model spec ([`ModelSpec`], [`load_gemma`])
 //! 1. an explicit path: a `.gguf` file, or a directory with one `.gguf`, or an HF checkpoint directory
-//!    (`config.json` + `*.safetensors` + `tokenizer.json`);
+//!    (`config.json` + `*.safetensors` + `tokenizer.json`; its weights quantized to Q8_0 while loading on CPU
+//!    unless [`LoadOptions`] or `REVMOD_SAFETENSORS_WEIGHTS` ask for f32: [`WeightsDtype`]);
 //! 2. else a Hugging Face repo id `org/name[@revision][:file]`, taken from the HF hub cache ([`hub`]:
 //!    `HF_HUB_CACHE` / `HF_HOME`) and downloaded into it first when it is not there ([`fetch`], hf-hub; token
 //!    from `HF_TOKEN` or the token file, never printed; `HF_HUB_OFFLINE=1` reads the cache only);

@@ -229,7 +229,10 @@ md("step-05", r"""
   seed's zero-shot JSON prompt, decoded constrained to the answer's JSON shape with the system prompt's KV
   cache computed once (`src/label/local.rs`, `src/label/constrained.rs`).
 - `local` with a repo id: downloaded first when not in the cache (progress line; resumes an interrupted
-  download; sha256-checked), see step 4.
+  download; sha256-checked), see step 4. A safetensors checkpoint such as `google/gemma-3-12b-it` is
+  quantized to Q8_0 while it is read on CPU (about 12.8 GB of weights for the 12B instead of 48 GB in f32;
+  `REVMOD_SAFETENSORS_WEIGHTS=f32` keeps f32); the multimodal `-it` checkpoints (4B/12B/27B) load their text
+  model and skip the vision tower, which the model's weight description says.
 - `openai`: any OpenAI-compatible chat server at `URL` serving `MODEL` (vLLM, llama-server, Ollama, or
   over `https://` a hosted API such as Google's Gemini API), `src/label/openai.rs`; the key comes from
   `OPENAI_API_KEY` and is never shown.

@@ -57,6 +57,11 @@ fn at_once_vs_stepwise(g: &mut llm::Gemma, tol: f32) {
 }
 
 /// Loads one of the tiny GGUF files, renamed to `tiny.gguf` in the checkpoint directory.
+/// The tiny HF checkpoint in f32 (exact: the comparisons below are at 1e-4; on CPU the default is Q8_0).
+fn load_st_f32(t: &Tiny) -> llm::Gemma {
+    llm::load_path_with(&t.dir, &candle_core::Device::Cpu, &llm::LoadOptions::weights(llm::WeightsDtype::F32)).unwrap()
+}
+
 fn load_as_gguf(t: &Tiny, file: &Path) -> llm::Gemma {
     let g_path = t.dir.join("tiny.gguf");
     std::fs::rename(file, &g_path).unwrap();
@@ -72,7 +77,7 @@ fn prompt_logits(g: &mut llm::Gemma) -> Tensor {
 #[test]
 fn safetensors_prompt_at_once_equals_token_by_token() {
     let t = make_tiny("st");
-    let mut g = llm::load_gemma(t.dir.to_str().unwrap()).unwrap();
+    let mut g = load_st_f32(&t);
     assert_eq!(g.info().format, "safetensors");
     at_once_vs_stepwise(&mut g, 1e-4);
     std::fs::remove_dir_all(&t.dir).unwrap();
@@ -81,7 +86,7 @@ fn safetensors_prompt_at_once_equals_token_by_token() {
 #[test]
 fn gguf_f32_equals_safetensors_and_steps_agree() {
     let t = make_tiny("gg");
-    let mut st = llm::load_gemma(t.dir.to_str().unwrap()).unwrap();
+    let mut st = load_st_f32(&t);
     let mut gg = load_as_gguf(&t, &t.gguf_f32);
     assert_eq!(gg.info().format, "gguf");
     assert_eq!(gg.config().sliding_window, WINDOW);
@@ -95,7 +100,7 @@ fn gguf_f32_equals_safetensors_and_steps_agree() {
 #[test]
 fn q8_gguf_loads_quantized_and_is_consistent() {
     let t = make_tiny("q8");
-    let mut st = llm::load_gemma(t.dir.to_str().unwrap()).unwrap();
+    let mut st = load_st_f32(&t);
     let mut q = load_as_gguf(&t, &t.gguf_q8);
     assert!(q.info().weight_types.contains("Q8_0"), "{}", q.info().weight_types);
     // candle quantizes activations to Q8 blocks on the one-token (gemv) path, while longer prompts may take a

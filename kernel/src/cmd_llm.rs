@@ -29,6 +29,10 @@ pub struct GenerateArgs {
     /// Model: a .gguf file, a checkpoint directory, an HF repo id (org/name[@rev][:file], downloaded into the HF cache when missing), or `default`.
     #[arg(long, default_value = "default")]
     pub model: String,
+    /// How a safetensors checkpoint's weights are held: q8_0 (quantized while loading; the default on CPU) or
+    /// f32 (exact, 4 bytes a weight). Default: REVMOD_SAFETENSORS_WEIGHTS, else q8_0 on CPU. GGUF keeps its types.
+    #[arg(long, value_parser = ["f32", "q8_0"])]
+    pub weights: Option<String>,
     /// Wrap the prompt in the Gemma-3-it chat template.
     #[arg(long)]
     pub chat: bool,
@@ -96,7 +100,8 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
 
 /// Runs `revmod generate`.
 pub fn generate(a: GenerateArgs) -> Result<()> {
-    let mut g = llm::load_gemma(&a.model)?;
+    let weights = a.weights.as_deref().map(llm::WeightsDtype::parse).transpose()?;
+    let mut g = llm::load_gemma_opts(&a.model, &llm::LoadOptions { weights })?;
     let prompt = if a.chat { llm::chat_prompt(a.system.as_deref(), &a.prompt) } else { a.prompt.clone() };
     let sampling = match (a.temperature, a.seed) {
         (Some(t), seed) if t > 0.0 => Sampling::Sample { temperature: t, top_k: a.top_k, top_p: a.top_p, seed: seed.unwrap_or(0) },

@@ -106,6 +106,52 @@ fn d_window() -> usize { 4096 }
 fn d_pattern() -> usize { 6 }
 fn d_true() -> bool { true }
 
+/// Brings the two ways HF writes a Gemma-3 text config to the fields of [`Gemma3Config`]:
+/// - the hub's (4.x) form: `rope_theta`, `rope_local_base_freq`, `rope_scaling` (global layers only);
+/// - transformers 5's form: `rope_parameters: {full_attention: {rope_type, rope_theta, factor},
+///   sliding_attention: {rope_type, rope_theta}}` (or one flat dict for every layer), without the three above.
+///
+/// Values in `rope_parameters` win, as in transformers. A RoPE scaling on the sliding layers, and
+/// `use_bidirectional_attention` (EmbeddingGemma), are refused rather than silently ignored. A
+/// `sliding_window` of null means no window.
+fn normalize_hf_text_config(mut v: serde_json::Value) -> Result<serde_json::Value> {
+    let Some(obj) = v.as_object_mut() else { bail!("the Gemma-3 text config is not a JSON object") };
+    if obj.get("use_bidirectional_attention").and_then(|b| b.as_bool()) == Some(true) {
+        bail!("config: use_bidirectional_attention=true (an embedding model) is not supported");
+    }
+    if obj.get("sliding_window").is_some_and(|w| w.is_null()) {
+        obj.insert("sliding_window".into(), serde_json::json!(usize::MAX));
+    }
+    if let Some(rp) = obj.get("rope_parameters").cloned().filter(|r| !r.is_null()) {
+        let (full, sliding) = match (rp.get("full_attention"), rp.get("sliding_attention")) {
+            (None, None) => (Some(rp.clone()), None),
+            (f, s) => (f.cloned(), s.cloned()),
+        };
+        if let Some(f) = full {
+            if let Some(t) = f.get("rope_theta") {
+                obj.insert("rope_theta".into(), t.clone());
+            }
+            let ty = f.get("rope_type").or_else(|| f.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+            if ty == "default" {
+                obj.remove("rope_scaling");
+            } else {
+                let factor = f.get("factor").cloned().context("config: rope_parameters.full_attention has no factor")?;
+                obj.insert("rope_scaling".into(), serde_json::json!({"rope_type": ty, "factor": factor}));
+            }
+        }
+        if let Some(s) = sliding {
+            if let Some(t) = s.get("rope_theta") {
+                obj.insert("rope_local_base_freq".into(), t.clone());
+            }
+            let ty = s.get("rope_type").or_else(|| s.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+            if ty != "default" {
+                bail!("config: rope_parameters.sliding_attention has rope_type {ty:?}; only the global layers may scale RoPE");
+            }
+        }
+    }
+    Ok(v)
+}
+
 impl Default for Gemma3Config {
     /// HF's `Gemma3TextConfig()` defaults.
     fn default() -> Self {
@@ -126,6 +172,7 @@ impl Gemma3Config {
                 "not a Gemma-3 checkpoint: config.json has model_type {other:?} (expected \"gemma3\" or \"gemma3_text\")"
             ),
         };
+        let text = normalize_hf_text_config(text)?;
         let cfg: Gemma3Config = serde_json::from_value(text).context("reading the Gemma-3 text config")?;
         cfg.validate()?;
         Ok(cfg)
@@ -241,6 +288,9 @@ impl Gemma3Config {
                 bail!("config: layer_types has {} entries for {} layers", lt.len(), self.num_hidden_layers);
             }
         }
+        if !self.tie_word_embeddings {
+            bail!("config: tie_word_embeddings=false is not supported (every released Gemma-3 ties its LM head to the embedding)");
+        }
         if self.attention_bias {
             bail!("config: attention_bias=true is not supported (no released Gemma-3 uses it)");
         }
@@ -291,6 +341,25 @@ mod tests {
     fn rejects_other_models() {
         let e = Gemma3Config::from_hf_json(r#"{"model_type":"llama"}"#).unwrap_err();
         assert!(format!("{e:#}").contains("not a Gemma-3"), "{e:#}");
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters() {
+        // what transformers 5 writes: no rope_theta / rope_local_base_freq / rope_scaling
+        let j = r#"{"model_type":"gemma3_text","num_hidden_layers":7,"sliding_window":7,
+            "rope_parameters":{"full_attention":{"factor":8.0,"rope_theta":500000.0,"rope_type":"linear"},
+                               "sliding_attention":{"rope_theta":20000.0,"rope_type":"default"}}}"#;
+        let c = Gemma3Config::from_hf_json(j).unwrap();
+        assert_eq!((c.rope_theta, c.rope_local_base_freq, c.global_rope_factor()), (500_000.0, 20_000.0, 8.0));
+        let j = r#"{"model_type":"gemma3_text","rope_parameters":{"rope_theta":1000.0,"rope_type":"default"}}"#;
+        let c = Gemma3Config::from_hf_json(j).unwrap();
+        assert_eq!((c.rope_theta, c.global_rope_factor()), (1000.0, 1.0));
+        let j = r#"{"model_type":"gemma3_text","rope_parameters":{"full_attention":{"rope_type":"default"},
+            "sliding_attention":{"rope_type":"linear","factor":2.0}}}"#;
+        let e = Gemma3Config::from_hf_json(j).unwrap_err();
+        assert!(format!("{e:#}").contains("sliding_attention"), "{e:#}");
+        let e = Gemma3Config::from_hf_json(r#"{"model_type":"gemma3_text","tie_word_embeddings":false}"#).unwrap_err();
+        assert!(format!("{e:#}").contains("tie_word_embeddings"), "{e:#}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! ## Resolution of a model spec ([`ModelSpec`], [`load_gemma`])
 //! 1. an explicit path: a `.gguf` file, or a directory with one `.gguf`, or an HF checkpoint directory
-//!    (`config.json` + `*.safetensors` + `tokenizer.json`);
+//!    (`config.json` + `*.safetensors` + `tokenizer.json`; its weights quantized to Q8_0 while loading on CPU
+//!    unless [`LoadOptions`] or `REVMOD_SAFETENSORS_WEIGHTS` ask for f32: [`WeightsDtype`]);
 //! 2. else a Hugging Face repo id `org/name[@revision][:file]`, taken from the HF hub cache ([`hub`]:
 //!    `HF_HUB_CACHE` / `HF_HOME`) and downloaded into it first when it is not there ([`fetch`], hf-hub; token
 //!    from `HF_TOKEN` or the token file, never printed; `HF_HUB_OFFLINE=1` reads the cache only);
@@ -59,6 +60,7 @@ pub use chat::{chat_prefix, chat_prompt, chat_suffix};
 pub use config::Gemma3Config;
 pub use gemma3::{Gemma3Model, KvSnapshot, PrefixBatch, SeqCache};
 pub use generate::{GenerateParams, Generation, Sampling, StopReason};
+pub use safetensors::WeightsDtype;
 pub use tokenizer::{TokenKind, Tokenizer};
 
 use anyhow::{bail, Context, Result};
@@ -106,7 +108,8 @@ pub struct ModelInfo {
     pub path: PathBuf,
     /// "gguf" or "safetensors".
     pub format: &'static str,
-    /// Tensor types and counts (GGUF) or "f32".
+    /// Tensor types and counts (GGUF), or how safetensors weights are held ("f32", "Q8_0 (quantized while
+    /// loading), norms f32"), followed by what was skipped (a multimodal checkpoint's vision tower).
     pub weight_types: String,
     /// Seconds to load.
     pub load_secs: f64,
@@ -160,12 +163,17 @@ pub fn load_gemma_spec(spec: &ModelSpec, device: &Device) -> Result<Gemma> {
 /// Loads Gemma-3 from a parsed spec on a device, fetching a hub spec with explicit options (endpoint, cache,
 /// token, offline).
 pub fn load_gemma_with(spec: &ModelSpec, device: &Device, hub_opts: &fetch::HubOptions) -> Result<Gemma> {
+    load_gemma_full(spec, device, hub_opts, &LoadOptions::default())
+}
+
+/// [`load_gemma_with`] with explicit load options (how safetensors weights are held).
+pub fn load_gemma_full(spec: &ModelSpec, device: &Device, hub_opts: &fetch::HubOptions, opts: &LoadOptions) -> Result<Gemma> {
     let path = match spec {
         ModelSpec::Default => embedded::embedded_model_path()?,
         ModelSpec::Path(p) => p.clone(),
         ModelSpec::Hub(h) => fetch::fetch(h, hub_opts)?,
     };
-    load_path(&path, device)
+    load_path_with(&path, device, opts)
 }
 
 /// The files of `dir` whose extension is `ext`, sorted (for GGUF files and safetensors shards).
@@ -197,17 +205,17 @@ fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
 /// Loads from a `.gguf` file or a checkpoint directory. Errors are one line naming the file and what is wrong
 /// ([`check::one_line`]: no candle backtrace).
 pub fn load_path(path: &Path, device: &Device) -> Result<Gemma> {
-    load_path_inner(path, device).map_err(|e| anyhow::anyhow!(check::one_line(&e)))
+    load_path_with(path, device, &LoadOptions::default())
 }
 
-fn load_path_inner(path: &Path, device: &Device) -> Result<Gemma> {
+fn load_path_inner(path: &Path, device: &Device, opts: &LoadOptions) -> Result<Gemma> {
     let t0 = Instant::now();
     if !path.exists() {
         bail!("model file {} does not exist", path.display());
     }
     if path.is_dir() {
         if path.join("config.json").is_file() {
-            return load_safetensors_dir(path, device, t0);
+            return load_safetensors_dir(path, device, opts, t0);
         }
         if let Some(g) = find_gguf(path)? {
             return load_gguf(&g, device, t0);
@@ -240,21 +248,40 @@ fn load_gguf(path: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
     Ok(Gemma { model, tokenizer, info })
 }
 
-/// `REVMOD_SAFETENSORS_WEIGHTS`: `f32` (default) or `q8_0` (quantize safetensors weights while loading).
-pub fn safetensors_quant_from_env() -> Result<Option<candle_core::quantized::GgmlDType>> {
-    match std::env::var("REVMOD_SAFETENSORS_WEIGHTS").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
-        "" | "f32" => Ok(None),
-        "q8_0" => Ok(Some(candle_core::quantized::GgmlDType::Q8_0)),
-        other => bail!("REVMOD_SAFETENSORS_WEIGHTS={other:?}: expected f32 or q8_0"),
+/// Options of loading a model that are not part of its spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// How a safetensors checkpoint's weights are held: None picks `REVMOD_SAFETENSORS_WEIGHTS` when set, else
+    /// Q8_0 on CPU and f32 elsewhere ([`WeightsDtype::resolve`]). GGUF files keep their own types.
+    pub weights: Option<WeightsDtype>,
+}
+
+impl LoadOptions {
+    /// Safetensors weights held as `w`, whatever the environment says.
+    pub fn weights(w: WeightsDtype) -> Self {
+        Self { weights: Some(w) }
     }
 }
 
-fn load_safetensors_dir(dir: &Path, device: &Device, t0: Instant) -> Result<Gemma> {
-    load_safetensors_with(dir, device, safetensors_quant_from_env()?, t0)
+/// Loads a model from a spec string with explicit load options (the CLI's `--weights`) on the default device.
+pub fn load_gemma_opts(spec: &str, opts: &LoadOptions) -> Result<Gemma> {
+    load_gemma_full(&ModelSpec::parse(spec)?, &default_device(), &fetch::HubOptions::from_env(), opts)
 }
 
-/// Loads an HF checkpoint directory, quantizing projections and the embedding to `quant` while loading.
-pub fn load_safetensors_with(dir: &Path, device: &Device, quant: Option<candle_core::quantized::GgmlDType>, t0: Instant) -> Result<Gemma> {
+/// [`load_path`] with explicit load options.
+pub fn load_path_with(path: &Path, device: &Device, opts: &LoadOptions) -> Result<Gemma> {
+    load_path_inner(path, device, opts).map_err(|e| anyhow::anyhow!(check::one_line(&e)))
+}
+
+fn load_safetensors_dir(dir: &Path, device: &Device, opts: &LoadOptions, t0: Instant) -> Result<Gemma> {
+    let w = WeightsDtype::resolve(opts.weights, device)?;
+    load_safetensors_with(dir, device, w, t0)
+}
+
+/// Loads an HF checkpoint directory with its projections and embedding held as `weights` (see
+/// [`safetensors`]); a `Gemma3ForConditionalGeneration` checkpoint loads its text model and skips the vision
+/// tower, which [`ModelInfo::weight_types`] then says.
+pub fn load_safetensors_with(dir: &Path, device: &Device, weights: WeightsDtype, t0: Instant) -> Result<Gemma> {
     let cfg_path = dir.join("config.json");
     let cfg = Gemma3Config::from_hf_json(&std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
@@ -266,9 +293,20 @@ pub fn load_safetensors_with(dir: &Path, device: &Device, quant: Option<candle_c
         .with_context(|| format!("reading {}", tok_path.display()))?;
     check::check_tokenizer(&tokenizer, &cfg, &tok_path)?;
     let files = safetensors::checkpoint_files(dir)?;
-    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?.quantize_to(quant);
+    let mut ws = safetensors::SafetensorsWeights::open(&files, device)?.weights(weights);
+    let (skipped, skipped_bytes) = ws.skipped();
     let model = Gemma3Model::load(cfg, &mut ws).with_context(|| format!("loading weights from {}", dir.display()))?;
-    let types = quant.map_or_else(|| "f32".to_string(), |q| format!("{q:?} (quantized while loading), norms f32"));
+    let mut types = match weights {
+        WeightsDtype::F32 => "f32".to_string(),
+        WeightsDtype::Q8_0 => "Q8_0 (quantized while loading), norms f32".to_string(),
+    };
+    if skipped > 0 {
+        types.push_str(&format!(
+            "; text model under {}, {skipped} other tensors ({:.0} MB: the vision tower and projector of a multimodal checkpoint) skipped: revmod reads text only",
+            ws.prefix(),
+            skipped_bytes as f64 / 1e6
+        ));
+    }
     let info = ModelInfo {
         path: dir.to_path_buf(),
         format: "safetensors",

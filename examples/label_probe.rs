@@ -6,8 +6,8 @@
 //!   CSV row per review (`index, guarded, 5 gold values, 5 log-odds, 5 rule hits, features...`). For
 //!   studying probes and replaying combinations on whole data sets.
 //! - `label_probe fit FEATURES.csv LAYERS LAYER OUT.txt [L2]`: from a `features` file of the project's
-//!   training reviews (`data/probe-train.csv`) written with LAYERS, fits the probe's heads for relevant,
-//!   irrelevant and non_visit on LAYER ([`revmod::label::probe::fit_probe`]) and writes its text form (the
+//!   training reviews (`data/probe-train.csv`) written with LAYERS, fits the probe's heads for irrelevant
+//!   and non_visit on LAYER ([`revmod::label::probe::fit_probe`]) and writes its text form (the
 //!   embedded one is `src/label/probe-gemma3-270m.txt`).
 
 use std::io::Write;
@@ -98,7 +98,7 @@ fn fit(a: &[String]) -> Result<()> {
         feats.push(x[at * d..(at + 1) * d].to_vec());
         truth.push(t);
     }
-    let probe = fit_probe(layer, &feats, &truth, &[0, 2, 3], l2)?;
+    let probe = fit_probe(layer, &feats, &truth, &[2, 3], l2)?;
     std::fs::write(&a[5], probe.to_text())?;
     println!("fitted on {} reviews: heads for {:?}, fingerprint {}, written to {}", feats.len(), probe.heads.iter().map(|h| revmod::labels::LABELS[h.label]).collect::<Vec<_>>(), probe.fingerprint(), a[5]);
     Ok(())

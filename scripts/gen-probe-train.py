@@ -1,3 +1,10 @@
+#!/usr/bin/env python3
+"""Writes data/probe-train.csv, the reviews the hidden-state probe (src/label/probe.rs) is fitted on:
+`python3 scripts/gen-probe-train.py > data/probe-train.csv`. Every text is written for this project (composed
+from the parts below; none is copied from a data set): genuine reviews of many kinds of places, off-topic
+posts, rants and remarks without a visit, ads; then a second set of short generic praise and complaints and
+first-person visit stories, which the first set lacked (its genuine reviews all name a dish or product).
+Deterministic (seeded)."""
 # project-written training reviews for the relevance probe: composed from parts written for this purpose
 import csv, random, sys
 R = random.Random(17)
@@ -143,4 +150,25 @@ for i in range(25):
 for r in rows[:90:3]:
     rows.append((r[0],"",r[2])+r[3:])
 w=csv.writer(sys.stdout); w.writerow(["text","business_name","category","relevant","ads","irrelevant","non_visit","spam"])
+for r in rows: w.writerow(r)
+
+# second set
+R = random.Random(1717)
+SHORT = ["Love this place!", "Great service and friendly staff.", "Best spot in town, hands down.", "Really enjoyed our time here.",
+ "Nice view and a relaxing atmosphere.", "Terrible customer service, never again.", "Always a good experience.", "Clean, quiet and well run.",
+ "Fantastic people working here.", "Overpriced and slow.", "Such a fun place to spend the afternoon.", "Highly recommend to anyone nearby.",
+ "The staff went above and beyond for us.", "Not worth the money.", "Beautiful place, we will be back.", "Good prices, good people.",
+ "They were so kind and patient with my kids.", "Way too crowded on weekends.", "Amazing experience from start to finish!", "Decent, nothing special.",
+ "So glad we found this place on our trip.", "Rude employee at the counter today.", "My go-to place every week.", "Wonderful atmosphere, loved it."]
+STORY = ["We booked online and everything was ready when we arrived. The whole family had a great time and the kids want to come back next summer.",
+ "I have been a customer for three years. Last month they lost my paperwork and nobody called me back, so I am looking elsewhere now.",
+ "Came here for my birthday with a group of friends. They found us a big table, checked on us often and even brought out a candle.",
+ "First visit today. The person at the front explained everything clearly and I was in and out in twenty minutes.",
+ "Signed up last spring. The first weeks were great, then they changed the schedule without telling anyone and charged me twice.",
+ "My husband and I stopped on our way through town. Friendly welcome, fair prices and the place was spotless.",
+ "Went back after a year and it has gone downhill. Long waits, broken stuff nobody fixed and the manager did not seem to care.",
+ "The owner greeted us at the door and remembered us from last time. That kind of service is hard to find these days."]
+rows=[]
+for t in SHORT+STORY:
+    p=R.choice(PLACES); rows.append((t,p[0] if R.random()<0.8 else "",p[1],1,0,0,0,0))
 for r in rows: w.writerow(r)

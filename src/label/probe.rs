@@ -1,5 +1,5 @@
 //! A hidden-state probe: small logistic layers that read the model's own representation of a review, for the
-//! labels the few-shot answers tell poorly (off-topic text, rants without a visit, relevance).
+//! labels the few-shot answers tell poorly (off-topic text, rants without a visit).
 //!
 //! While the few-shot scorer ([`super::fewshot::score_review`]) feeds a review's block after the page, the model
 //! averages the residual stream of one layer over the fed positions ([`crate::llm::gemma3::Gemma3Model::set_capture`]):

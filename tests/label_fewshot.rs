@@ -8,6 +8,7 @@
 
 use revmod::label::eval::{label_eval, read_gold, Gold};
 use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
+use revmod::label::backend::LabelBackend;
 use revmod::label::{Labeler, ReviewInput};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -89,11 +90,13 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
 }
 
 // Floors: a little under what the default measured on exactly these rows (README, "How good are the
-// labels"): Utah relevant MEAS_UTAH; gold-dev held-out subset ads MEAS_ADS, irrelevant MEAS_IRR, relevant MEAS_REL.
-const FLOOR_UTAH_RELEVANT: f64 = 0.0;
-const FLOOR_GOLD_ADS: f64 = 0.0;
-const FLOOR_GOLD_IRRELEVANT: f64 = 0.0;
-const FLOOR_GOLD_RELEVANT: f64 = 0.0;
+// labels"; the replay of the dumped log-odds and hidden states matched `revmod label-eval` to 1e-5 in p):
+// Utah relevant 0.891; gold-dev held-out subset ads 1.000, irrelevant 0.522 (15 positives: one miss moves it
+// by ~0.05), relevant 0.869.
+const FLOOR_UTAH_RELEVANT: f64 = 0.86;
+const FLOOR_GOLD_ADS: f64 = 0.95;
+const FLOOR_GOLD_IRRELEVANT: f64 = 0.45;
+const FLOOR_GOLD_RELEVANT: f64 = 0.84;
 
 #[test]
 fn default_labeler_reads_the_text() {
@@ -133,4 +136,14 @@ fn default_labeler_reads_the_text() {
     assert!(mean(&g, 0) > mean(&o, 0), "relevance: genuine {g:?} vs off-topic {o:?}");
     // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)
     assert_eq!(score(&mut b, genuine[0]), g[0]);
+    // the whole labeler (answers + hidden-state probe + rules): off-topic posts score higher on irrelevant
+    // than genuine reviews, and the flags are not the same for every text
+    assert!(b.probe().is_some(), "the embedded model gets the embedded probe");
+    let prompt = revmod::label::ModeratorPrompt::default();
+    let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).map(|t| r(t)).collect();
+    let probs: Vec<[f32; 5]> = b.answer(&prompt, &inputs).into_iter().map(|o| o.unwrap().probs.unwrap()).collect();
+    let (pg, po) = (&probs[..genuine.len()], &probs[genuine.len()..]);
+    let max_g = pg.iter().map(|p| p[2]).fold(0f32, f32::max);
+    assert!(po.iter().all(|p| p[2] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");
+    assert!(po.iter().any(|p| p[2] >= 0.5) && pg.iter().all(|p| p[2] < 0.5), "off-topic {po:?} genuine {pg:?}");
 }

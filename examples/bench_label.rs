@@ -2,8 +2,9 @@
 //! generation, the whole prompt recomputed for every review) against the prefix KV cache + constrained
 //! decoding, and the few-shot log-likelihood mode (the default for base models) against it, on the same real reviews, same model, same machine, one run each. Run: scripts/bench-label.
 //!
-//! Usage: bench_label [N_REVIEWS] [MODEL_SPEC] [--all]   (defaults: 8, the embedded Gemma-3 270M; --all adds
-//! the two half-way configurations). Both wall-clock and process CPU time are printed: on a shared
+//! Usage: bench_label [N_REVIEWS] [MODEL_SPEC] [--all] [--fewshot]   (defaults: 8, the embedded Gemma-3 270M;
+//! --all adds the two half-way configurations; --fewshot runs only the few-shot mode with and without the
+//! hidden-state probe). Both wall-clock and process CPU time are printed: on a shared
 //! machine the CPU-time ratio is the steadier one.
 //!
 //! Batched labeling: bench_label --batch B [--runs R] [--instruct] [--llama [--parallel P]] [N_REVIEWS] [MODEL_SPEC]
@@ -30,6 +31,8 @@ fn main() -> Result<()> {
         return batch_main(&args, i);
     }
     let all_configs = args.iter().any(|a| a == "--all");
+    // --fewshot: only the few-shot mode with and without the probe
+    let fewshot_only = args.iter().any(|a| a == "--fewshot");
     let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = pos.first().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let spec = pos.get(1).map(|s| s.to_string());
@@ -50,6 +53,12 @@ fn main() -> Result<()> {
         ("instruct JSON: prefix cache + constrained (old)", instruct.clone()),
         ("few-shot log-likelihood + prefix cache (default)", LocalParams { mode: Some(LabelMode::FewShot), ..Default::default() }),
     ];
+    // the same few-shot mode without the hidden-state probe (the default before the probe): the probe's capture
+    // must not slow labeling down
+    configs.push(("few-shot without the probe (before)", LocalParams { mode: Some(LabelMode::FewShot), probe: None, ..Default::default() }));
+    if fewshot_only {
+        configs.drain(..2);
+    }
     if all_configs {
         configs.push(("prefix cache only", LocalParams { constrained: false, prefix_cache: true, ..instruct.clone() }));
         configs.push(("constrained only", LocalParams { constrained: true, prefix_cache: false, ..instruct.clone() }));
@@ -77,15 +86,23 @@ fn main() -> Result<()> {
         );
         rates.push((rate, cpu_rate));
     }
+    let off = if fewshot_only { 2 } else { 0 };
+    if !fewshot_only {
+        println!(
+            "ratio (prefix cache + constrained) / naive: {:.2}x wall-clock, {:.2}x CPU time",
+            rates[1].0 / rates[0].0,
+            rates[1].1 / rates[0].1
+        );
+        println!(
+            "ratio few-shot (new default) / instruct JSON (old default): {:.2}x wall-clock, {:.2}x CPU time",
+            rates[2].0 / rates[1].0,
+            rates[2].1 / rates[1].1
+        );
+    }
     println!(
-        "ratio (prefix cache + constrained) / naive: {:.2}x wall-clock, {:.2}x CPU time",
-        rates[1].0 / rates[0].0,
-        rates[1].1 / rates[0].1
-    );
-    println!(
-        "ratio few-shot (new default) / instruct JSON (old default): {:.2}x wall-clock, {:.2}x CPU time",
-        rates[2].0 / rates[1].0,
-        rates[2].1 / rates[1].1
+        "ratio few-shot with the probe (default) / without it (before): {:.2}x wall-clock, {:.2}x CPU time",
+        rates[2 - off].0 / rates[3 - off].0,
+        rates[2 - off].1 / rates[3 - off].1
     );
     Ok(())
 }

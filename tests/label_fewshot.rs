@@ -8,6 +8,7 @@
 
 use revmod::label::eval::{label_eval, read_gold, Gold};
 use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
+use revmod::label::backend::LabelBackend;
 use revmod::label::{Labeler, ReviewInput};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -69,32 +70,33 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
     let rel = ev.get("relevant").unwrap();
     assert!(rel.f1 >= FLOOR_UTAH_RELEVANT, "{ev}");
 
-    // gold-dev: every ad and off-topic row, and every 3rd of the others (keeps the test to ~250 reviews)
-    let mut gold = read_gold(format!("{DATA}/gold-dev/augeliua-536.csv")).unwrap();
-    let keep: Vec<bool> = gold.truth.iter().enumerate().map(|(i, t)| t[1] == Some(true) || t[2] == Some(true) || i % 3 == 0).collect();
-    let mut k = keep.iter();
-    gold.reviews.retain(|_| *k.next().unwrap());
-    let mut k = keep.iter();
-    gold.truth.retain(|_| *k.next().unwrap());
+    // gold-dev's held-out part (the rows whose text hash is odd, `Gold::split_tune_held`; nothing was tuned
+    // on it): every ad and off-topic row and every 2nd other row (~160 reviews, to keep the test short)
+    let (_, mut gold) = read_gold(format!("{DATA}/gold-dev/augeliua-536.csv")).unwrap().split_tune_held();
+    gold.retain(|i, _, t| t[1] == Some(true) || t[2] == Some(true) || i % 2 == 0);
+    assert_eq!(gold.reviews.len(), 159);
     let (ev, _) = label_eval(&gold, &mut lab).unwrap();
     eprintln!("{ev}");
     let (ads, irr, rel) = (ev.get("ads").unwrap(), ev.get("irrelevant").unwrap(), ev.get("relevant").unwrap());
     assert!(ads.f1 >= FLOOR_GOLD_ADS, "{ev}");
-    // off-topic: the 270M's answers barely separate it (README); no F1 floor, only the flag-rate bound below
+    assert!(irr.f1 >= FLOOR_GOLD_IRRELEVANT, "{ev}");
     assert!(rel.f1 >= FLOOR_GOLD_RELEVANT, "{ev}");
     for s in [ads, irr] {
         assert!(s.flag_rate <= 3.0 * s.true_rate, "{} flagged at {:.3}, more than 3x its rate {:.3}", s.label, s.flag_rate, s.true_rate);
     }
     // the labels are not constant on real reviews
     assert!(rel.flagged > 0 && rel.flagged < rel.rows, "{ev}");
+    assert!(irr.flagged > 0 && irr.flagged < irr.rows, "{ev}");
 }
 
-// Floors: a little under what the default measured (README, "How good are the labels"): Utah relevant 0.93
-// (all 164; 0.979 on the first 50 with `revmod label-eval`), on this gold-dev subset ads 0.97 and relevant 0.69
-// (the seed's rule lets an ad be relevant; gold-dev never does).
-const FLOOR_UTAH_RELEVANT: f64 = 0.88;
-const FLOOR_GOLD_ADS: f64 = 0.90;
-const FLOOR_GOLD_RELEVANT: f64 = 0.62;
+// Floors: a little under what the default measured on exactly these rows (README, "How good are the
+// labels"; the replay of the dumped log-odds and hidden states matched `revmod label-eval` to 1e-5 in p):
+// Utah relevant 0.891; gold-dev held-out subset ads 1.000, irrelevant 0.522 (15 positives: one miss moves it
+// by ~0.05), relevant 0.869.
+const FLOOR_UTAH_RELEVANT: f64 = 0.86;
+const FLOOR_GOLD_ADS: f64 = 0.95;
+const FLOOR_GOLD_IRRELEVANT: f64 = 0.45;
+const FLOOR_GOLD_RELEVANT: f64 = 0.84;
 
 #[test]
 fn default_labeler_reads_the_text() {
@@ -134,4 +136,14 @@ fn default_labeler_reads_the_text() {
     assert!(mean(&g, 0) > mean(&o, 0), "relevance: genuine {g:?} vs off-topic {o:?}");
     // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)
     assert_eq!(score(&mut b, genuine[0]), g[0]);
+    // the whole labeler (answers + hidden-state probe + rules): off-topic posts score higher on irrelevant
+    // than genuine reviews, and the flags are not the same for every text
+    assert!(b.probe().is_some(), "the embedded model gets the embedded probe");
+    let prompt = revmod::label::ModeratorPrompt::default();
+    let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).map(|t| r(t)).collect();
+    let probs: Vec<[f32; 5]> = b.answer(&prompt, &inputs).into_iter().map(|o| o.unwrap().probs.unwrap()).collect();
+    let (pg, po) = (&probs[..genuine.len()], &probs[genuine.len()..]);
+    let max_g = pg.iter().map(|p| p[2]).fold(0f32, f32::max);
+    assert!(po.iter().all(|p| p[2] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");
+    assert!(po.iter().any(|p| p[2] >= 0.5) && pg.iter().all(|p| p[2] < 0.5), "off-topic {po:?} genuine {pg:?}");
 }

@@ -32,6 +32,31 @@ pub struct Gold {
     pub missing: Vec<&'static str>,
 }
 
+impl Gold {
+    /// Keeps the rows for which `keep(row index, review, truth)` is true (the order is kept).
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, &ReviewInput, &[Option<bool>; 5]) -> bool) {
+        let keep: Vec<bool> = self.reviews.iter().zip(&self.truth).enumerate().map(|(i, (r, t))| keep(i, r, t)).collect();
+        let mut k = keep.iter();
+        self.reviews.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.truth.retain(|_| *k.next().unwrap_or(&false));
+    }
+
+    /// Splits the rows into a tuning part and a held-out part by the text: a row is held out when the first
+    /// byte of the sha256 of its text is odd. Repeated texts (gold-dev's written rows repeat) land in the same
+    /// part, so the held-out part never holds a text tuned on; the split does not depend on the row order.
+    pub fn split_tune_held(&self) -> (Gold, Gold) {
+        let held = |r: &ReviewInput| {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(r.text.as_bytes())[0] % 2 == 1
+        };
+        let (mut tune, mut hold) = (self.clone(), self.clone());
+        tune.retain(|_, r, _| !held(r));
+        hold.retain(|_, r, _| held(r));
+        (tune, hold)
+    }
+}
+
 /// Parses one gold cell: "" -> None, 0/1 (also 0.0/1.0, true/false, yes/no) -> Some.
 pub fn parse_gold_value(v: &str) -> Option<Option<bool>> {
     match v.trim().to_ascii_lowercase().as_str() {

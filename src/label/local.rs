@@ -29,6 +29,7 @@ use anyhow::{Context, Result};
 use super::backend::{LabelBackend, RawOutput};
 use super::constrained::{decode_constrained, decode_constrained_batch, AnswerGrammar, BatchStepModel, StepModel, TokenMasks};
 use super::fewshot::{self, Calibration, FewShotTokens};
+use super::probe::Probe;
 use super::rules::RulesBackend;
 use super::{ModeratorPrompt, ReviewInput};
 use crate::llm::chat::chat_prefix;
@@ -67,8 +68,11 @@ impl LabelMode {
 pub struct LocalParams {
     /// The mode; None picks it from the model ([`LabelMode::for_model`]).
     pub mode: Option<LabelMode>,
-    /// Few-shot mode: how scores and rule hits become labels.
+    /// Few-shot mode: how scores, probe logits and rule hits become labels.
     pub calibration: Calibration,
+    /// Few-shot mode: the hidden-state probe ([`super::probe`]); used only with the model it was fitted for
+    /// (the embedded one). None: the few-shot answers alone.
+    pub probe: Option<Probe>,
     /// Constrained JSON decoding (true) or the seed's free greedy generation (false).
     pub constrained: bool,
     /// Reuse the KV cache of the system-prompt prefix for every review.
@@ -91,6 +95,7 @@ impl Default for LocalParams {
         Self {
             mode: None,
             calibration: Calibration::default(),
+            probe: Probe::embedded().ok(),
             constrained: true,
             prefix_cache: true,
             max_new_tokens: 96,
@@ -127,6 +132,12 @@ pub struct LocalGemmaBackend {
     mode: LabelMode,
     /// Few-shot mode: the page and answer tokens, and the rules used as an extra signal.
     fewshot: Option<(FewShotTokens, RulesBackend)>,
+    /// Few-shot mode: the hidden-state probe, when the model is the one it was fitted for.
+    probe: Option<Probe>,
+    /// Layers whose mean hidden state is captured per review (the probe's, and any asked for).
+    capture: Vec<usize>,
+    /// Hidden states the last batched few-shot scoring captured, per review (see `capture`).
+    batch_hidden: Vec<Vec<Vec<f32>>>,
     masks: Option<TokenMasks>,
     /// (system prompt, prefix tokens) whose KV cache sits at the start of the model's context.
     prefix: Option<(String, Vec<u32>)>,
@@ -182,7 +193,7 @@ impl LocalGemmaBackend {
     }
 
     /// A backend over a loaded model; `model_id` names it in the `model` column.
-    pub fn new(gemma: Gemma, model_id: &str, params: LocalParams) -> Result<Self> {
+    pub fn new(mut gemma: Gemma, model_id: &str, params: LocalParams) -> Result<Self> {
         let mode = params.mode.unwrap_or_else(|| LabelMode::for_model(gemma.info()));
         let fewshot = if mode == LabelMode::FewShot {
             let max_chars = fewshot::FEWSHOT_MAX_CHARS;
@@ -203,8 +214,46 @@ impl LocalGemmaBackend {
         } else {
             None
         };
+        // the probe reads the hidden states of the model it was fitted on (the embedded 270M): another model's
+        // differ even at the same size, so it gets none
+        let embedded = gemma.info().path.file_name().is_some_and(|f| f == crate::llm::embedded::EMBEDDED_FILE);
+        let cfg = gemma.model().config().clone();
+        let probe = params
+            .probe
+            .clone()
+            .filter(|p| mode == LabelMode::FewShot && embedded && p.dim() == cfg.hidden_size && p.layer < cfg.num_hidden_layers);
+        let capture = probe.iter().map(|p| p.layer).collect();
         anyhow::ensure!(params.batch >= 1, "LocalParams.batch is 0: at least one review must be in flight");
-        Ok(Self { gemma, model_id: model_id.to_string(), params, mode, fewshot, masks, prefix: None, slots: None, stats: LocalStats::default() })
+        Ok(Self { gemma, model_id: model_id.to_string(), params, mode, fewshot, probe, capture, batch_hidden: Vec::new(), masks, prefix: None, slots: None, stats: LocalStats::default() })
+    }
+
+    /// Few-shot mode: also capture these layers' mean hidden states over each review's block (the probe's
+    /// layer is always among them); read them with [`LocalGemmaBackend::take_hidden`] after
+    /// [`LocalGemmaBackend::fewshot_log_odds`]. For fitting and studying probes.
+    pub fn set_capture_layers(&mut self, layers: &[usize]) {
+        let mut l = layers.to_vec();
+        if let Some(p) = &self.probe {
+            if !l.contains(&p.layer) {
+                l.push(p.layer);
+            }
+        }
+        self.capture = l;
+    }
+
+    /// The layers captured per review, in the order [`LocalGemmaBackend::take_hidden`] returns them.
+    pub fn capture_layers(&self) -> &[usize] {
+        &self.capture
+    }
+
+    /// The hidden states captured while scoring the last review (one per [`LocalGemmaBackend::capture_layers`]),
+    /// taken out of the model.
+    pub fn take_hidden(&mut self) -> Vec<Vec<f32>> {
+        self.gemma.model().take_captured()
+    }
+
+    /// The probe in use (few-shot mode with the model it was fitted for), if any.
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref()
     }
 
     /// The mode in use.
@@ -228,6 +277,9 @@ impl LocalGemmaBackend {
             step.0.reset();
             step.feed(&tokens.prefix)?;
             self.stats.prefill_tokens += prefix_len;
+        }
+        if !self.capture.is_empty() {
+            step.0.capture_next(&self.capture);
         }
         let (lo, fed) = fewshot::score_review(&mut step, tokens, &block)?;
         self.stats.prefill_tokens += fed;
@@ -264,8 +316,12 @@ impl LocalGemmaBackend {
         let blocks: Vec<Vec<u32>> =
             reviews.iter().map(|r| self.gemma.tokenizer().encode_with(&fewshot::block_for(r, max_chars), false, false)).collect();
         self.start_slots(&tokens.prefix, reviews.len())?;
+        if !self.capture.is_empty() {
+            self.slots.as_mut().expect("started").capture_next(&self.capture);
+        }
         let mut slots = Slots { model: self.gemma.model(), batch: self.slots.as_mut().expect("started") };
         let scored = fewshot::score_reviews(&mut slots, &tokens, &blocks)?;
+        self.batch_hidden = self.slots.as_mut().expect("started").take_captured();
         self.stats.prefill_tokens += scored.iter().map(|s| s.1).sum::<usize>();
         self.stats.decode_steps += (fewshot::QUESTIONS.len() - 1) * reviews.len();
         Ok(scored.into_iter().map(|s| s.0).collect())
@@ -277,15 +333,14 @@ impl LocalGemmaBackend {
         if self.mode == LabelMode::FewShot {
             let max_chars = prompt.max_text_chars.min(fewshot::FEWSHOT_MAX_CHARS);
             let los = self.fewshot_log_odds_batch(reviews, max_chars)?;
-            let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
-            let out = los
-                .iter()
-                .zip(reviews)
-                .map(|(lo, r)| {
-                    let verdict = self.params.calibration.combine(lo, &rules.judge(&super::prompt::prepare_text(&r.text, prompt.max_text_chars)));
-                    RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs) }
-                })
-                .collect();
+            let hidden = std::mem::take(&mut self.batch_hidden);
+            let mut out = Vec::with_capacity(reviews.len());
+            for (i, (lo, r)) in los.iter().zip(reviews).enumerate() {
+                let z = self.probe_logits(hidden.get(i).map(Vec::as_slice).unwrap_or(&[]))?;
+                let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
+                let verdict = self.params.calibration.combine_with_probe(lo, &z, &rules.judge(&super::prompt::prepare_text(&r.text, prompt.max_text_chars)));
+                out.push(RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs) });
+            }
             return Ok(Some(out));
         }
         if self.masks.is_none() {
@@ -307,11 +362,24 @@ impl LocalGemmaBackend {
         Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs) }).collect()))
     }
 
+    /// The probe's logits from one review's captured hidden states (None per label without a probe).
+    fn probe_logits(&self, hidden: &[Vec<f32>]) -> Result<[Option<f32>; 5]> {
+        Ok(match &self.probe {
+            Some(p) => {
+                let at = self.capture.iter().position(|&l| l == p.layer).context("the probe's layer was not captured")?;
+                p.logits(hidden.get(at).context("no hidden state was captured for the review")?)?
+            }
+            None => [None; 5],
+        })
+    }
+
     fn answer_fewshot(&mut self, prompt: &ModeratorPrompt, review: &ReviewInput) -> Result<RawOutput> {
         let max_chars = prompt.max_text_chars.min(fewshot::FEWSHOT_MAX_CHARS);
         let lo = self.fewshot_log_odds(review, max_chars)?;
+        let hidden = self.take_hidden();
+        let z = self.probe_logits(&hidden)?;
         let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
-        let verdict = self.params.calibration.combine(&lo, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
+        let verdict = self.params.calibration.combine_with_probe(&lo, &z, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
         Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs) })
     }
 
@@ -406,7 +474,17 @@ impl LabelBackend for LocalGemmaBackend {
         match self.mode {
             LabelMode::FewShot => {
                 let c = &self.params.calibration;
-                format!("mode={} page={} bias={:?} weights={:?} rule_prob={:?}", self.mode.name(), fewshot::FEWSHOT_VERSION, c.bias, c.weights, c.rule_prob)
+                let probe = self.probe.as_ref().map_or("none".to_string(), |p| format!("layer{}-{}", p.layer, p.fingerprint()));
+                format!(
+                    "mode={} page={} bias={:?} weights={:?} rule_prob={:?} probe={probe} probe_weight={:?} probe_bias={:?}",
+                    self.mode.name(),
+                    fewshot::FEWSHOT_VERSION,
+                    c.bias,
+                    c.weights,
+                    c.rule_prob,
+                    c.probe_weight,
+                    c.probe_bias
+                )
             }
             LabelMode::Instruct => format!(
                 "mode={} constrained={} max_new_tokens={} max_rationale={}",

@@ -29,6 +29,7 @@ pub mod guard;
 pub mod local;
 pub mod openai;
 pub mod parser;
+pub mod probe;
 pub mod progress;
 pub mod prompt;
 pub mod rules;

@@ -491,6 +491,9 @@ pub struct Gemma3Model {
     inv_freq_global: Vec<f32>,
     /// Decode one token on the CPU with [`Gemma3Model::decode_row`] (default) rather than candle tensor ops.
     fast_decode: bool,
+    /// Layers whose residual stream the next multi-token forward averages over its fed positions (see
+    /// [`Gemma3Model::capture_next`]), and what the last armed forward captured.
+    capture: (Vec<usize>, Vec<Vec<f32>>),
 }
 
 fn linear(ws: &mut dyn WeightSource, name: String, want: [usize; 2]) -> Result<Linear> {
@@ -587,6 +590,7 @@ impl Gemma3Model {
             final_norm,
             final_norm_vec,
             fast_decode: true,
+            capture: (Vec::new(), Vec::new()),
             cache: vec![LayerCache::default(); n],
             tokens: Vec::new(),
             device,
@@ -664,6 +668,20 @@ impl Gemma3Model {
     /// call (`false`): both give the same logits up to float rounding; the switch exists for that check.
     pub fn set_fast_decode(&mut self, on: bool) {
         self.fast_decode = on;
+    }
+
+    /// Hidden-state capture for probes: the next forward of two or more tokens stores, per listed layer
+    /// (0-based; `num_hidden_layers - 1` is the last, before the final norm), the mean over the fed positions
+    /// of the residual stream after that layer, and capture stops until called again. It is read from the
+    /// forward the labeler runs anyway (a review's prefill), so a probe costs no extra model call.
+    pub fn capture_next(&mut self, layers: &[usize]) {
+        self.capture = (layers.to_vec(), Vec::new());
+    }
+
+    /// The vectors the armed forward captured (one per layer given to [`Gemma3Model::capture_next`], in that
+    /// order), taken out of the model; empty when nothing was captured since.
+    pub fn take_captured(&mut self) -> Vec<Vec<f32>> {
+        std::mem::take(&mut self.capture.1)
     }
 
     /// One token through the model on the CPU with plain vectors between the products: the same steps as
@@ -802,7 +820,8 @@ impl Gemma3Model {
         let mut x = (self.embed.lookup(&ids)? * (cfg.hidden_size as f64).sqrt())?; // (seq, hidden)
 
         let plan = self.seq_plan(pos, seq)?;
-        for (layer, cache) in self.layers.iter().zip(self.cache.iter_mut()) {
+        let mut captured = vec![Vec::new(); self.capture.0.len()];
+        for (li, (layer, cache)) in self.layers.iter().zip(self.cache.iter_mut()).enumerate() {
             let a = &layer.attn;
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
             let qkv = a.qkv.forward(&h)?;
@@ -814,6 +833,12 @@ impl Gemma3Model {
             let f = layer.mlp.forward(&h)?;
             let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
             x = (x + f)?;
+            for (slot, _) in self.capture.0.iter().enumerate().filter(|(_, &l)| l == li) {
+                captured[slot] = x.mean(0)?.to_dtype(DType::F32)?.to_vec1()?;
+            }
+        }
+        if !self.capture.0.is_empty() {
+            self.capture = (Vec::new(), captured);
         }
         self.tokens.extend_from_slice(tokens);
         let x = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };

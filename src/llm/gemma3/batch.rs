@@ -101,9 +101,21 @@ impl Gemma3Model {
     /// for the same context and tokens, bit for bit for quantized weights (see the module doc for the
     /// exceptions and their bounds).
     pub fn forward_batch(&self, batch: &mut [(&mut SeqCache, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.forward_batch_capture(batch, &[])?.0)
+    }
+
+    /// [`Gemma3Model::forward_batch`] that also returns, per sequence and per layer in `layers` (in that
+    /// order), the mean over the sequence's fed positions of the residual stream after that layer: the
+    /// batched twin of [`Gemma3Model::capture_next`], for the labeler's hidden-state probe.
+    pub fn forward_batch_capture(
+        &self,
+        batch: &mut [(&mut SeqCache, &[u32])],
+        layers: &[usize],
+    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<Vec<f32>>>)> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
+        let mut captured = vec![vec![Vec::new(); layers.len()]; batch.len()];
         let vocab = self.embed.rows()?;
         for (seq, toks) in batch.iter() {
             ensure!(!toks.is_empty(), "forward_batch: a sequence has no tokens to feed");
@@ -158,6 +170,11 @@ impl Gemma3Model {
             let f = layer.mlp.forward(&h)?;
             let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
             x = (x + f)?;
+            for (slot, _) in layers.iter().enumerate().filter(|(_, &l)| l == li) {
+                for (i, (_, toks)) in batch.iter().enumerate() {
+                    captured[i][slot] = x.narrow(0, offsets[i], toks.len())?.mean(0)?.to_dtype(DType::F32)?.to_vec1()?;
+                }
+            }
         }
         for (seq, toks) in batch.iter_mut() {
             seq.tokens.extend_from_slice(toks);
@@ -179,7 +196,7 @@ impl Gemma3Model {
                 Plan::Seq(_) => softcap_tensor(row, cfg.final_logit_softcapping)?.flatten_all()?.to_vec1::<f32>()?,
             });
         }
-        Ok(out)
+        Ok((out, captured))
     }
 }
 
@@ -189,12 +206,14 @@ pub struct PrefixBatch {
     prefix: KvSnapshot,
     slots: Vec<SeqCache>,
     active: usize,
+    /// Layers the next feed captures ([`PrefixBatch::capture_next`]), and what the last armed feed captured.
+    capture: (Vec<usize>, Vec<Vec<Vec<f32>>>),
 }
 
 impl PrefixBatch {
     /// A batch over `prefix` with no slots yet.
     pub fn new(prefix: KvSnapshot) -> Self {
-        Self { prefix, slots: Vec::new(), active: 0 }
+        Self { prefix, slots: Vec::new(), active: 0, capture: (Vec::new(), Vec::new()) }
     }
 
     /// The shared prefix.
@@ -247,11 +266,31 @@ impl PrefixBatch {
             .filter(|(_, f)| !f.is_empty())
             .map(|(s, f)| (s, f.as_slice()))
             .collect();
-        let logits = model.forward_batch(&mut batch)?;
+        let layers = std::mem::take(&mut self.capture.0);
+        let (logits, captured) = model.forward_batch_capture(&mut batch, &layers)?;
         let mut out = vec![Vec::new(); feeds.len()];
-        for (i, l) in fed.into_iter().zip(logits) {
+        if !layers.is_empty() {
+            self.capture.1 = vec![Vec::new(); feeds.len()];
+        }
+        for ((i, l), c) in fed.into_iter().zip(logits).zip(captured.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
             out[i] = l;
+            if let Some(c) = c {
+                self.capture.1[i] = c;
+            }
         }
         Ok(out)
+    }
+
+    /// Hidden-state capture for probes, the batched twin of [`Gemma3Model::capture_next`]: the next
+    /// [`PrefixBatch::feed`] stores, per fed slot and per listed layer, the mean over the slot's fed positions
+    /// of the residual stream after that layer; read it with [`PrefixBatch::take_captured`].
+    pub fn capture_next(&mut self, layers: &[usize]) {
+        self.capture = (layers.to_vec(), Vec::new());
+    }
+
+    /// Per slot of the armed feed, the captured vectors (one per layer given to [`PrefixBatch::capture_next`],
+    /// in that order; empty for slots not fed), taken out of the batch.
+    pub fn take_captured(&mut self) -> Vec<Vec<Vec<f32>>> {
+        std::mem::take(&mut self.capture.1)
     }
 }

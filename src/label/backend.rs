@@ -30,6 +30,11 @@ pub trait LabelBackend: Send {
     fn preferred_batch(&self) -> usize {
         1
     }
+    /// Warnings since the last call (a server that refused an answer format, ...), for the caller to show:
+    /// the library never prints them.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Answers for `reviews`, one result per review in the same order. An `Err` is recorded as a failed
     /// parse with the error text in `gemma_raw`; it never aborts the other reviews.
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<anyhow::Result<RawOutput>>;
@@ -47,6 +52,9 @@ impl<B: LabelBackend + ?Sized> LabelBackend for Box<B> {
     }
     fn preferred_batch(&self) -> usize {
         (**self).preferred_batch()
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        (**self).take_warnings()
     }
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<anyhow::Result<RawOutput>> {
         (**self).answer(prompt, reviews)

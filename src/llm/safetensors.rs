@@ -6,6 +6,7 @@
 //! Q8_0 bytes as llama.cpp-style quantization of those f32 values (candle's quantizer).
 
 use super::gemma3::{Embedding, WeightSource};
+use super::check::LoadError;
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::safetensors::MmapedSafetensors;
@@ -62,7 +63,11 @@ impl SafetensorsWeights {
         let prefix = prefixes
             .iter()
             .find(|p| st.get(&format!("{p}embed_tokens.weight")).is_ok())
-            .with_context(|| "not a Gemma-3 checkpoint: no embed_tokens.weight under model., language_model.model. or model.language_model.")?
+            .ok_or_else(|| {
+                LoadError::WrongArchitecture(
+                    "not a Gemma-3 checkpoint: no embed_tokens.weight under model., language_model.model. or model.language_model.".into(),
+                )
+            })?
             .to_string();
         Ok(Self { st, prefix, device: device.clone(), quant: None })
     }

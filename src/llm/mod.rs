@@ -96,7 +96,7 @@ impl ModelSpec {
                 return Ok(ModelSpec::Hub(h));
             }
         }
-        bail!("model {s:?}: no such file or directory, and not a Hugging Face repo id (org/name[@revision][:file])")
+        bail!(LoadError::NotFound(format!("model {s:?}: no such file or directory, and not a Hugging Face repo id (org/name[@revision][:file])")))
     }
 }
 

@@ -188,7 +188,8 @@ pub fn read_table(path: impl AsRef<Path>) -> Result<DataFrame> {
 /// # let df = load_df(&data.review_path, &data.meta_path)?.df;
 /// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
 /// let ml: MlReady = split(&labeled, &SplitParams::default())?;
-/// assert_eq!(ml.df.height(), 400);
+/// let r = &ml.report; // every input row is kept or counted: blank texts, missing labels, duplicate texts
+/// assert_eq!(ml.df.height() + r.n_missing_text + r.n_missing_label + r.n_duplicates, 400);
 /// println!("{}", ml.report); // rows and positives per part
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), anyhow::Error>(())

@@ -5,15 +5,16 @@
 //! every backend's output goes through the same seed semantics and lands in the same columns.
 
 use super::{ModeratorPrompt, ReviewInput};
+use crate::labels::PerLabel;
 
 /// What a backend returns for one review.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawOutput {
     /// The model's (or the rules') answer text, stored as `gemma_raw`.
     pub raw: String,
-    /// Per-label probabilities in `labels::LABEL_COLUMNS` order, when the backend can tell them
-    /// (the local model with constrained decoding); `None` otherwise.
-    pub probs: Option<[f32; 5]>,
+    /// Per-label probabilities, when the backend can tell them (the local model with constrained
+    /// decoding); `None` otherwise.
+    pub probs: Option<PerLabel<f32>>,
 }
 
 /// A producer of raw moderation answers.

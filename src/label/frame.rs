@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame, DataType};
 
 use super::{LabelRecord, ReviewInput};
-use crate::labels::LABEL_COLUMNS;
+use crate::labels::{Label, LABEL_COLUMNS};
 use crate::rng::SplitMix64;
 
 /// The seed's sampling seed (`random_state=42`).
@@ -116,9 +116,9 @@ pub fn records_to_frame(
     cols.push(Column::new("backend".into(), vec![backend; n]));
     cols.push(Column::new("model".into(), vec![model; n]));
     cols.push(Column::new("guarded".into(), records.iter().map(|r| i32::from(r.guarded)).collect::<Vec<_>>()));
-    for (k, name) in PROB_COLUMNS.iter().enumerate() {
-        let v: Vec<Option<f32>> = records.iter().map(|r| r.probs.map(|p| p[k])).collect();
-        cols.push(Column::new((*name).into(), v));
+    for (label, name) in Label::ALL.into_iter().zip(PROB_COLUMNS) {
+        let v: Vec<Option<f32>> = records.iter().map(|r| r.probs.map(|p| p[label])).collect();
+        cols.push(Column::new(name.into(), v));
     }
     Ok(DataFrame::new(n, cols)?)
 }

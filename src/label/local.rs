@@ -193,7 +193,7 @@ impl LocalGemmaBackend {
         let lo = self.fewshot_log_odds(review, max_chars)?;
         let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
         let verdict = self.params.calibration.combine(&lo, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
-        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs) })
+        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs.into()) })
     }
 
     /// The settings in use.
@@ -255,7 +255,7 @@ impl LocalGemmaBackend {
         let out = if let Some(masks) = self.masks.as_mut() {
             let a = decode_constrained(&mut Step(self.gemma.model()), masks, &unfed, self.params.max_new_tokens)?;
             self.stats.decode_steps += a.steps;
-            RawOutput { raw: a.text, probs: Some(a.probs) }
+            RawOutput { raw: a.text, probs: Some(a.probs.into()) }
         } else {
             // The seed's free greedy generation, through llm's generate (context = prompt minus `unfed`).
             let mut ids = self.gemma.model().context().to_vec();

@@ -84,7 +84,8 @@ md("step-01", r"""
 **What.** `:dep` compiles the support crate from the repository root (`..`: cells run with the notebook's
 folder as the working directory, in JupyterLab and under `revmod run`), and `use revmod::prelude::*`
 brings every step function, the value types and the display traits into scope (`revmod::prelude`,
-`src/lib.rs`).
+`src/lib.rs`). `revmod::progress::draw_on_stderr()` asks for the progress lines of labeling, scoring and
+model downloads on stderr: the crate itself never prints (`src/progress.rs`).
 
 **Why.** The logic lives in the crate, where it is tested and documented; a cell is the call plus its
 display. For polars, use `revmod::polars` (the very build the crate uses) rather than a second `:dep`.
@@ -99,6 +100,7 @@ and running this cell again is harmless.
 code("step-01-code", r"""
 :dep revmod = { path = ".." }
 use revmod::prelude::*;
+revmod::progress::draw_on_stderr(); // progress lines of the long steps (the crate never prints by itself)
 """)
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,7 +316,7 @@ take.
 **The seed** labeled `N_PREVIEW` reviews with Gemma-3-12B-it and printed them.
 """)
 code("step-07-code", r"""
-let preview: DataFrame = label_preview(&df, cfg.n_preview, &mut labeler)?;
+let preview: Preview = label_preview(&df, cfg.n_preview, &mut labeler)?; // the table and any warnings
 preview
 """)
 

@@ -202,6 +202,15 @@ impl fmt::Display for Config {
 /// the output, cache and checkpoint directories created.
 ///
 /// Any local directory works (the seed needed Google Drive). Change fields afterwards in code if needed.
+///
+/// ```
+/// use revmod::prelude::*;
+/// let dir = std::env::temp_dir().join(format!("revmod-doc-mount-{}", std::process::id()));
+/// let cfg: Config = mount(&dir)?.with_sizes(5, 60, 20).with_seed(42);
+/// assert!(cfg.ckpt_dir.is_dir() && cfg.out("scored.parquet").starts_with(&dir));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn mount(out_dir: impl Into<PathBuf>) -> Result<Config> {
     let cfg = Config::new(out_dir).apply_env()?;
     cfg.check()?;

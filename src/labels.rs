@@ -94,6 +94,46 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// One value per label (a review's probabilities, flags or counts), indexed by [`Label`]: `probs[Label::Ads]`.
+/// Stored in [`Label::ALL`] order; derefs to that array (and takes a position, `probs[1]`) for code that walks
+/// the five columns in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PerLabel<T>(pub [T; 5]);
+
+impl<T> PerLabel<T> {
+    /// Each label with its value, in [`Label::ALL`] order.
+    pub fn by_label(&self) -> impl Iterator<Item = (Label, &T)> {
+        Label::ALL.into_iter().zip(self.0.iter())
+    }
+}
+
+impl<T> From<[T; 5]> for PerLabel<T> {
+    fn from(values: [T; 5]) -> Self {
+        PerLabel(values)
+    }
+}
+
+impl<T> std::ops::Index<Label> for PerLabel<T> {
+    type Output = T;
+    fn index(&self, label: Label) -> &T {
+        &self.0[label as usize]
+    }
+}
+
+impl<T> std::ops::Index<usize> for PerLabel<T> {
+    type Output = T;
+    fn index(&self, position: usize) -> &T {
+        &self.0[position]
+    }
+}
+
+impl<T> std::ops::Deref for PerLabel<T> {
+    type Target = [T; 5];
+    fn deref(&self) -> &[T; 5] {
+        &self.0
+    }
+}
+
 /// Model label names, in the seed's order ([`Label::name`] of [`Label::ALL`]).
 pub const LABELS: [&str; 5] = [
     Label::Relevant.name(),

@@ -23,7 +23,11 @@
 //! modules serve several steps: [`mem`], the huge-page tables that scoring's random lookups need, and
 //! [`output`], the one writer of every parquet and CSV file (readable by pandas, pyarrow, DuckDB and
 //! polars; `docs/outputs.md` lists the files), which writes every file atomically. [`rng`] is the one seeded
-//! random number generator.
+//! random number generator, [`progress`] the one progress count of the long steps.
+//!
+//! The library never prints: warnings are values in what a step returns (`CkptRun::warnings`,
+//! `Preview::warnings`, `ErrorAnalysis::warnings`, ...), and progress is drawn only by a drawer the caller
+//! installs ([`progress::draw_on_stderr`]: the CLI at start, the notebook in its first cell).
 //!
 //! The crate never depends on evcxr, and re-exports [`polars`] so that notebook cells use the very same
 //! polars build (`use revmod::polars::prelude::*;`) instead of compiling a second one.
@@ -42,6 +46,7 @@ pub mod linear;
 pub mod mem;
 pub mod output;
 pub mod params;
+pub mod progress;
 pub mod rng;
 pub mod train;
 pub mod eval;
@@ -58,7 +63,7 @@ pub mod prelude {
     pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
     pub use crate::eval::{calibrate, error_analysis, CalibrateParams, Calibration, ErrorAnalysis, ErrorAnalysisParams};
     pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary, Scored};
-    pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt};
+    pub use crate::label::{label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelSummary, Labeler, ModeratorPrompt, Preview};
     pub use crate::split::{split, MlReady, Part, SplitParams, SplitReport};
     pub use crate::train::{train_baseline, Baseline, BaselineParams, LabelModel, Metrics, Trained};
     pub use crate::output::{write_csv, write_parquet};

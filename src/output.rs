@@ -276,17 +276,72 @@ pub fn json_values(s: &Series) -> Result<Vec<Json>> {
 /// Creates `path` atomically: `write` fills `.<name>.tmp`, which is synced and renamed over `path`; on
 /// error the temporary file is removed.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let tmp = tmp_path(path)?;
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written = write(&mut f)
-        .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|_| f.sync_all().with_context(|| format!("syncing {}", tmp.display())));
-    drop(f);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    let mut f = AtomicFile::create(path)?;
+    write(f.file()).with_context(|| format!("writing {}", f.tmp.display()))?;
+    f.commit()
+}
+
+/// A file written atomically when its content comes piece by piece (the sample generator's review, meta
+/// and truth files): written as `.<name>.tmp`, renamed over `path` by [`commit`](Self::commit), removed
+/// if dropped before (an error or a crash never leaves half a file under `path`).
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Starts `.<name>.tmp` beside `path` (the parent folder must exist).
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let tmp = tmp_path(&path)?;
+        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(Self { path, tmp, file: Some(file) })
     }
-    commit(&tmp, path)
+
+    /// The temporary file, to write into.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("open until commit")
+    }
+
+    /// Syncs the temporary file and renames it over `path`.
+    pub fn commit(mut self) -> Result<()> {
+        let f = self.file.take().expect("open until commit");
+        let synced = f.sync_all().with_context(|| format!("syncing {}", self.tmp.display()));
+        drop(f);
+        synced.and_then(|_| commit(&self.tmp, &self.path)).inspect_err(|_| {
+            let _ = fs::remove_file(&self.tmp);
+        })
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// An exclusive lock on a file, held until dropped (the file is only kept open, never read).
+#[derive(Debug)]
+pub struct FileLock(#[allow(dead_code)] File);
+
+/// Takes the exclusive lock of `path` (created if missing, never truncated) without waiting: `None` when
+/// another process (or another handle in this one) holds it. The one lock of the project: the labeling
+/// checkpoints' directory lock and the notebook runner's build slots.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(FileLock(f))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(anyhow::Error::new(e).context(format!("locking {}", path.display()))),
+    }
 }
 
 /// `.<name>.tmp` next to `path`.

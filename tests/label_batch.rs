@@ -248,7 +248,7 @@ fn tiny_model_lockstep_instruct_answers_equal_one_at_a_time() {
     for (i, (a, b)) in one.iter().zip(&three).enumerate() {
         // Q8_0 weights: exact, one-token steps included
         assert_eq!(a.raw, b.raw, "review {i}");
-        assert_eq!(a.probs.map(|p| bits(&p)), b.probs.map(|p| bits(&p)), "review {i}");
+        assert_eq!(a.probs.map(|p| bits(&(*p)[..])), b.probs.map(|p| bits(&(*p)[..])), "review {i}");
         assert!(revmod::label::parse_output(&a.raw).parse_success, "{}", a.raw);
     }
     assert_eq!((s1.decode_steps, s1.reviews), (s3.decode_steps, s3.reviews));
@@ -311,7 +311,7 @@ fn real_model_fewshot_labels_do_not_depend_on_the_batch() {
     for (i, (a, b)) in one.iter().zip(&four).enumerate() {
         assert!(!a.failed && !b.failed, "review {i}: {} / {}", a.raw, b.raw);
         assert_eq!(a.raw, b.raw, "review {i}");
-        assert_eq!(a.probs.map(|p| bits(&p)), b.probs.map(|p| bits(&p)), "review {i}");
+        assert_eq!(a.probs.map(|p| bits(&(*p)[..])), b.probs.map(|p| bits(&(*p)[..])), "review {i}");
         assert_eq!(a.labels, b.labels, "review {i}");
         modeled += usize::from(!a.guarded);
     }
@@ -335,7 +335,7 @@ fn real_model_lockstep_instruct_answers_equal_one_at_a_time() {
     for (i, (a, b)) in one.iter().zip(&three).enumerate() {
         assert_eq!(a.raw, b.raw, "review {i}");
         let (p, q) = (a.probs.unwrap(), b.probs.unwrap());
-        let d = p.iter().zip(&q).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let d = p.iter().zip(q.iter()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(d <= 2e-2, "review {i}: probabilities {p:?} / {q:?}");
     }
 }

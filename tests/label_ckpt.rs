@@ -11,9 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use revmod::data::{load_df, write_sample, SampleParams};
+use revmod::label::ckpt::{CkptError, CkptField};
 use revmod::label::{
-    label_preview, label_with_ckpt, CkptOptions, LabelBackend, Labeler, ModeratorPrompt, RawOutput, ReviewInput,
-    RulesBackend,
+    label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelBackend, Labeler, ModeratorPrompt, RawOutput,
+    ReviewInput, RulesBackend,
 };
 use revmod::labels::LABEL_COLUMNS;
 
@@ -182,6 +183,23 @@ fn layout_columns_and_resume_without_relabeling() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The checkpoint error of a run that must fail.
+fn ckpt_error(r: anyhow::Result<CkptRun>) -> CkptError {
+    let e = r.err().expect("the run must fail");
+    e.downcast_ref::<CkptError>().unwrap_or_else(|| panic!("not a checkpoint error: {e:#}")).clone()
+}
+
+/// The field a manifest mismatch names (and that it names the manifest).
+fn mismatched_field(r: anyhow::Result<CkptRun>) -> CkptField {
+    match ckpt_error(r) {
+        CkptError::Mismatch { file, field, .. } => {
+            assert!(file.ends_with("manifest.parquet"), "{}", file.display());
+            field
+        }
+        other => panic!("not a mismatch: {other}"),
+    }
+}
+
 #[test]
 fn changed_prompt_sample_or_labeler_is_detected_not_mixed() {
     let root = tmp_dir("fp");
@@ -192,16 +210,14 @@ fn changed_prompt_sample_or_labeler_is_detected_not_mixed() {
 
     let mut edited = Labeler::rules();
     edited.prompt.system.push_str("\nBe lenient with ADS.");
-    let err = format!("{:#}", label_with_ckpt(&df, 60, 25, &ckpt, &mut edited, &opts).unwrap_err());
-    assert!(err.contains("different prompt"), "{err}");
-
-    let err = format!("{:#}", label_with_ckpt(&df, 61, 25, &ckpt, &mut Labeler::rules(), &opts).unwrap_err());
-    assert!(err.contains("different sample"), "{err}");
+    assert_eq!(mismatched_field(label_with_ckpt(&df, 60, 25, &ckpt, &mut edited, &opts)), CkptField::Prompt);
+    assert_eq!(mismatched_field(label_with_ckpt(&df, 61, 25, &ckpt, &mut Labeler::rules(), &opts)), CkptField::Sample);
     let other_seed = CkptOptions { seed: 7, ..CkptOptions::default() };
-    let err = format!("{:#}", label_with_ckpt(&df, 60, 25, &ckpt, &mut Labeler::rules(), &other_seed).unwrap_err());
-    assert!(err.contains("different sample"), "{err}");
+    assert_eq!(mismatched_field(label_with_ckpt(&df, 60, 25, &ckpt, &mut Labeler::rules(), &other_seed)), CkptField::Sample);
+    assert_eq!(mismatched_field(label_with_ckpt(&df, 60, 10, &ckpt, &mut Labeler::rules(), &opts)), CkptField::PartSize);
+    // what the user reads says what changed and how to go on
     let err = format!("{:#}", label_with_ckpt(&df, 60, 10, &ckpt, &mut Labeler::rules(), &opts).unwrap_err());
-    assert!(err.contains("different part size"), "{err}");
+    assert!(err.contains("different part size") && err.contains("restart"), "{err}");
     let mut slow = slow_labeler();
     slow.prompt = ModeratorPrompt::default();
     let same_rules = label_with_ckpt(&df, 60, 25, &ckpt, &mut slow, &opts);
@@ -211,18 +227,26 @@ fn changed_prompt_sample_or_labeler_is_detected_not_mixed() {
     let other = root.join("other_ckpt");
     label_with_ckpt(&df, 60, 25, &other, &mut edited, &opts).unwrap();
     std::fs::copy(other.join("part_0001.parquet"), ckpt.join("part_0001.parquet")).unwrap();
-    let err = format!("{:#}", label_with_ckpt(&df, 60, 25, &ckpt, &mut Labeler::rules(), &opts).unwrap_err());
-    assert!(err.contains("part_0001.parquet") && err.contains("another run"), "{err}");
+    match ckpt_error(label_with_ckpt(&df, 60, 25, &ckpt, &mut Labeler::rules(), &opts)) {
+        CkptError::PartOfAnotherRun { file, stored, this_run } => {
+            assert!(file.ends_with("part_0001.parquet"), "{}", file.display());
+            assert!(stored.is_some_and(|s| s != this_run));
+        }
+        other => panic!("not a part of another run: {other}"),
+    }
 
     // restart on mismatch relabels from scratch with the new prompt
     let restart = CkptOptions { restart_on_mismatch: true, ..CkptOptions::default() };
     let run = label_with_ckpt(&df, 60, 25, &ckpt, &mut edited, &restart).unwrap();
     assert_eq!((run.parts_resumed, run.parts_written), (0, 3));
+    assert!(run.warnings.iter().any(|w| w.contains("restarting")), "the restart is reported: {:?}", run.warnings);
 
     // parts without a manifest are not trusted
     std::fs::remove_file(ckpt.join("manifest.parquet")).unwrap();
-    let err = format!("{:#}", label_with_ckpt(&df, 60, 25, &ckpt, &mut edited, &opts).unwrap_err());
-    assert!(err.contains("no manifest"), "{err}");
+    match ckpt_error(label_with_ckpt(&df, 60, 25, &ckpt, &mut edited, &opts)) {
+        CkptError::PartsWithoutManifest { dir, part } => assert!(dir == ckpt && part.starts_with(&ckpt)),
+        other => panic!("not parts without a manifest: {other}"),
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -249,7 +273,10 @@ fn preview_is_a_seeded_labeled_table() {
     }
     // missing business columns fall back with a warning, a missing text column is a clear error
     let only_text = df.select(["text"]).unwrap();
-    assert_eq!(label_preview(&only_text, 5, &mut Labeler::rules()).unwrap().height(), 5);
+    let fallback = label_preview(&only_text, 5, &mut Labeler::rules()).unwrap();
+    assert_eq!(fallback.height(), 5);
+    assert_eq!(fallback.warnings.len(), 2, "business_name and category are reported: {:?}", fallback.warnings);
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
     let err = format!("{:#}", label_preview(&df.drop("text").unwrap(), 5, &mut Labeler::rules()).unwrap_err());
     assert!(err.contains("no `text` column"), "{err}");
     let _ = std::fs::remove_dir_all(&root);

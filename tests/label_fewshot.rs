@@ -141,7 +141,7 @@ fn default_labeler_reads_the_text() {
     assert!(b.probe().is_some(), "the embedded model gets the embedded probe");
     let prompt = revmod::label::ModeratorPrompt::default();
     let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).map(|t| r(t)).collect();
-    let probs: Vec<[f32; 5]> = b.answer(&prompt, &inputs).into_iter().map(|o| o.unwrap().probs.unwrap()).collect();
+    let probs: Vec<[f32; 5]> = b.answer(&prompt, &inputs).into_iter().map(|o| *o.unwrap().probs.unwrap()).collect();
     let (pg, po) = (&probs[..genuine.len()], &probs[genuine.len()..]);
     let max_g = pg.iter().map(|p| p[2]).fold(0f32, f32::max);
     assert!(po.iter().all(|p| p[2] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");

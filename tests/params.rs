@@ -104,6 +104,12 @@ fn part_size_zero_is_an_error_everywhere() {
     assert_eq!(cfg.check().unwrap_err(), ParamError::Zero { name: "part_size" });
     let e = Config::new("/nonexistent").apply_vars(|k| (k == "REVMOD_PART_SIZE").then(|| "0".to_string())).unwrap_err();
     assert_eq!(param_error(e), ParamError::Zero { name: "part_size" });
+    // labeling: checked before the checkpoint directory is touched
+    let empty = DataFrame::empty();
+    let mut rules = revmod::label::Labeler::rules();
+    let opts = revmod::label::CkptOptions::default();
+    let e = revmod::label::label_with_ckpt(&empty, 10, 0, "/nonexistent/ckpt", &mut rules, &opts).unwrap_err();
+    assert_eq!(param_error(e), ParamError::Zero { name: "part_size" });
     let p = SampleParams { businesses: Some(0), ..Default::default() };
     assert_eq!(param_error(write_sample("/nonexistent/sample", &p).unwrap_err()), ParamError::Zero { name: "businesses" });
 }

@@ -59,6 +59,11 @@ fn main() {
     // First: this binary is also evcxr's evaluation process, the runner's proxy and the Jupyter kernel.
     cmd_kernel::early_hooks();
     let cli = Cli::parse();
+    // The library never prints: the CLI draws the labeling, scoring and download progress on stderr.
+    revmod::progress::draw_on_stderr();
+    if let Some(w) = revmod::llm::cpu::kernel_path_warning() {
+        eprintln!("revmod: {w}");
+    }
     if cli.offline {
         // before any thread starts: the hub client reads it (revmod::llm::fetch::offline_from_env)
         std::env::set_var("HF_HUB_OFFLINE", "1");

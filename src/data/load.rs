@@ -394,6 +394,17 @@ impl std::fmt::Display for Loaded {
 /// DataFrame with the seed's semantics (see the module doc), skipping and reporting malformed lines.
 ///
 /// Errors only when a file cannot be opened or read; bad lines never stop the load.
+///
+/// ```
+/// use revmod::prelude::*;
+/// let dir = std::env::temp_dir().join(format!("revmod-doc-load-{}", std::process::id()));
+/// let data = write_sample(&dir, &SampleParams { reviews: 500, ..Default::default() })?; // 2 malformed lines
+/// let loaded: Loaded = load_df(&data.review_path, &data.meta_path)?;
+/// assert!(loaded.df.height() > 400 && loaded.df.column("text").is_ok());
+/// println!("{}", loaded.report); // lines read, skipped (with file and line), duplicates dropped
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn load_df(reviews: impl AsRef<Path>, meta: impl AsRef<Path>) -> Result<Loaded> {
     let reviews = reviews.as_ref();
     let meta = meta.as_ref();

@@ -10,7 +10,7 @@
 //! parallel from per-chunk seeds), and the summary counts what was injected so tests can check the
 //! loader against it.
 
-use std::fs::File;
+use crate::output::AtomicFile;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -527,7 +527,9 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
     let orphan_ids: Vec<String> = (0..8).map(|_| format!("0x{}:0x{}", hex16(&mut r), hex16(&mut r))).collect();
 
     let meta_path = dir.join(format!("meta-{}.json", p.state));
-    let mut meta = BufWriter::new(File::create(&meta_path).with_context(|| format!("cannot create {}", meta_path.display()))?);
+    // Every file is written atomically (crate::output::AtomicFile): a crash leaves the old file or none.
+    let mut meta_file = AtomicFile::create(&meta_path)?;
+    let mut meta = BufWriter::new(meta_file.file());
     let mut summary = SampleSummary { meta_path: meta_path.clone(), ..Default::default() };
     let mut written_meta: Vec<String> = Vec::new();
     for b in &biz {
@@ -545,21 +547,26 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
         }
     }
     meta.flush().with_context(|| format!("cannot write {}", meta_path.display()))?;
+    drop(meta);
+    meta_file.commit()?;
 
     let mut malformed_at: Vec<usize> = (0..p.malformed.min(p.reviews)).map(|_| r.below(p.reviews.max(1))).collect();
     malformed_at.sort_unstable();
     malformed_at.dedup();
     let review_path = dir.join(format!("review-{}.json", p.state));
-    let mut rev = BufWriter::with_capacity(1 << 22, File::create(&review_path).with_context(|| format!("cannot create {}", review_path.display()))?);
+    let mut rev_file = AtomicFile::create(&review_path)?;
+    let mut rev = BufWriter::with_capacity(1 << 22, rev_file.file());
     let chunks = p.reviews.div_ceil(CHUNK);
     let mut kinds = [0usize; 7];
     let truth_path = dir.join(format!("truth-{}.csv", p.state));
-    let mut truth = if p.truth {
-        let mut w = BufWriter::new(File::create(&truth_path).with_context(|| format!("cannot create {}", truth_path.display()))?);
-        writeln!(w, "text,relevant,ads,irrelevant,non_visit,spam")?;
-        Some(w)
-    } else {
-        None
+    let mut truth_file = if p.truth { Some(AtomicFile::create(&truth_path)?) } else { None };
+    let mut truth = match truth_file.as_mut() {
+        Some(f) => {
+            let mut w = BufWriter::new(f.file());
+            writeln!(w, "text,relevant,ads,irrelevant,non_visit,spam")?;
+            Some(w)
+        }
+        None => None,
     };
     // Generate a window of chunks in parallel, write them in order.
     for window in (0..chunks).collect::<Vec<_>>().chunks(rayon::current_num_threads().max(1) * 4) {
@@ -585,8 +592,14 @@ pub fn write_sample(dir: impl AsRef<Path>, p: &SampleParams) -> Result<SampleSum
         }
     }
     rev.flush().with_context(|| format!("cannot write {}", review_path.display()))?;
-    if let Some(mut w) = truth {
+    drop(rev);
+    rev_file.commit()?;
+    if let Some(w) = truth.as_mut() {
         w.flush().with_context(|| format!("cannot write {}", truth_path.display()))?;
+    }
+    drop(truth);
+    if let Some(f) = truth_file {
+        f.commit()?;
         summary.truth_path = Some(truth_path);
     }
     let all = [Kind::Relevant, Kind::Ad, Kind::Irrelevant, Kind::NonVisitRant, Kind::Spam, Kind::Translated, Kind::NullText];

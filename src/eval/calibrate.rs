@@ -253,6 +253,21 @@ pub struct Calibration {
 /// `y_*` and `split`), threshold = argmax F1, guarded. Quiet: the guard's warnings are values ([`Calibration::warnings`],
 /// shown by its display; the caller prints them where it wants); does not change
 /// the model (apply [`Calibration::thresholds`] and save with [`Calibration::update_thresholds_json`]).
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-calibrate-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
+/// # let ml = split(&labeled, &SplitParams::default())?;
+/// # let baseline = train_baseline(&ml, &BaselineParams::default())?.model;
+/// let cal: Calibration = calibrate(&baseline, &ml.df, &CalibrateParams::default())?;
+/// assert_eq!(cal.labels.len(), 5);
+/// for w in cal.warnings() { println!("warning: {w}"); } // the small-support guard's refusals, as values
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn calibrate(model: &dyn Scorer, data: &DataFrame, params: &CalibrateParams) -> Result<Calibration> {
     params.check()?;
     let rows = frame::split_rows(data, params.split)?;
@@ -382,7 +397,7 @@ impl Calibration {
     pub fn evcxr_display(&self) {
         match self.show() {
             Ok(m) => m.evcxr_display(),
-            Err(e) => println!("calibration display failed: {e:#}"),
+            Err(e) => crate::show::emit(&[("text/plain", format!("calibration display failed: {e:#}"))]),
         }
     }
 

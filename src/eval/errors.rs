@@ -66,6 +66,22 @@ pub struct ErrorAnalysis {
 /// Seed cell 11: evaluates `model` on each split of `data` (text, y_* targets, split) at its own
 /// thresholds and collects the top misclassifications. Pure apart from the model call; write the CSV
 /// files with [`ErrorAnalysis::save`].
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-errors-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
+/// # let ml = split(&labeled, &SplitParams::default())?;
+/// # let baseline = train_baseline(&ml, &BaselineParams::default())?.model;
+/// let errors: ErrorAnalysis = error_analysis(&baseline, &ml.df, &ErrorAnalysisParams::default())?;
+/// assert!(errors.metrics.height() > 0);
+/// let files = errors.save(&dir)?; // error_metrics.csv and the misclassified examples
+/// assert!(files.iter().all(|f| f.exists()));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn error_analysis(model: &dyn Scorer, data: &DataFrame, params: &ErrorAnalysisParams) -> Result<ErrorAnalysis> {
     params.check()?;
     let (texts, _) = frame::texts(data, "text")?;

@@ -5,15 +5,16 @@
 //! every backend's output goes through the same seed semantics and lands in the same columns.
 
 use super::{ModeratorPrompt, ReviewInput};
+use crate::labels::PerLabel;
 
 /// What a backend returns for one review.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawOutput {
     /// The model's (or the rules') answer text, stored as `gemma_raw`.
     pub raw: String,
-    /// Per-label probabilities in `labels::LABEL_COLUMNS` order, when the backend can tell them
-    /// (the local model with constrained decoding); `None` otherwise.
-    pub probs: Option<[f32; 5]>,
+    /// Per-label probabilities, when the backend can tell them (the local model with constrained
+    /// decoding); `None` otherwise.
+    pub probs: Option<PerLabel<f32>>,
 }
 
 /// A producer of raw moderation answers.
@@ -29,6 +30,11 @@ pub trait LabelBackend: Send {
     /// How many reviews the labeler should hand over per call (a concurrent client wants several).
     fn preferred_batch(&self) -> usize {
         1
+    }
+    /// Warnings since the last call (a server that refused an answer format, ...), for the caller to show:
+    /// the library never prints them.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
     }
     /// Answers for `reviews`, one result per review in the same order. An `Err` is recorded as a failed
     /// parse with the error text in `gemma_raw`; it never aborts the other reviews.
@@ -47,6 +53,9 @@ impl<B: LabelBackend + ?Sized> LabelBackend for Box<B> {
     }
     fn preferred_batch(&self) -> usize {
         (**self).preferred_batch()
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        (**self).take_warnings()
     }
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<anyhow::Result<RawOutput>> {
         (**self).answer(prompt, reviews)

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
-use crate::output::{write_csv, write_parquet_with_metadata};
+use crate::params::ParamError;
+use crate::progress::{Progress, Unit};
+use crate::output::{try_lock, write_csv, write_parquet_with_metadata};
 use super::frame::{manifest_frame, records_to_frame, reviews_from_df, sample_indices, LabelSummary, DEFAULT_SEED};
-use super::progress::Progress;
 use super::prompt::Fnv;
 use super::{Labeler, ReviewInput};
 
@@ -36,6 +37,14 @@ pub struct CkptOptions {
     pub out_dir: Option<PathBuf>,
     /// On a fingerprint mismatch, delete the old manifest and parts and start over instead of failing.
     pub restart_on_mismatch: bool,
+}
+
+impl CkptOptions {
+    /// Checks the run's settings before any work ([`crate::params`]' one policy): `part_size` at least 1
+    /// (a part of 0 reviews could never finish the sample).
+    pub fn check(&self, part_size: usize) -> Result<(), ParamError> {
+        crate::params::nonzero("part_size", part_size)
+    }
 }
 
 impl Default for CkptOptions {
@@ -59,15 +68,149 @@ pub struct CkptRun {
     pub parts_resumed: usize,
     /// Parts labeled in this session.
     pub parts_written: usize,
+    /// What the caller should show: a missing business column filled with "", a restart that removed an
+    /// old checkpoint, a backend's notices.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for CkptRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
         writeln!(f, "{}", self.summary)?;
         writeln!(f, "parts resumed: {}, parts labeled now: {}", self.parts_resumed, self.parts_written)?;
         write!(f, "wrote {} and {}", self.parquet_path.display(), self.csv_path.display())
     }
 }
+
+/// A recorded setting of a checkpoint: what its manifest fingerprints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CkptField {
+    /// The sample: data, `n` or seed.
+    Sample,
+    /// The moderator prompt.
+    Prompt,
+    /// The labeler: backend, model or settings.
+    Labeler,
+    /// The part size.
+    PartSize,
+}
+
+impl CkptField {
+    /// The manifest's metadata key of this setting.
+    fn key(self) -> &'static str {
+        match self {
+            CkptField::Sample => K_SAMPLE,
+            CkptField::Prompt => K_PROMPT,
+            CkptField::Labeler => K_LABELER,
+            CkptField::PartSize => K_PART_SIZE,
+        }
+    }
+}
+
+impl fmt::Display for CkptField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CkptField::Sample => "sample (data, n or seed)",
+            CkptField::Prompt => "prompt",
+            CkptField::Labeler => "labeler (backend, model or settings)",
+            CkptField::PartSize => "part size",
+        })
+    }
+}
+
+/// Why a checkpoint directory cannot be resumed by this run: a caller (the CLI's `--restart` hint, a
+/// notebook, a test) tells the cases apart by variant. Each names the file or directory concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CkptError {
+    /// The manifest records another sample, prompt, labeler or part size than this run's.
+    Mismatch {
+        /// The manifest.
+        file: PathBuf,
+        /// The setting that differs.
+        field: CkptField,
+        /// Its fingerprint in the manifest.
+        stored: String,
+        /// Its fingerprint in this run.
+        this_run: String,
+    },
+    /// The manifest lacks a setting's fingerprint: not written by this labeler.
+    Unrecorded {
+        /// The manifest.
+        file: PathBuf,
+        /// The missing setting.
+        field: CkptField,
+    },
+    /// A part was written by another run (its run fingerprint is not this run's).
+    PartOfAnotherRun {
+        /// The part.
+        file: PathBuf,
+        /// Its run fingerprint (`None`: it has none).
+        stored: Option<String>,
+        /// This run's.
+        this_run: String,
+    },
+    /// A part of this run holds other rows than its slice of the manifest.
+    PartRows {
+        /// The part.
+        file: PathBuf,
+        /// What differs (row count or rows).
+        why: String,
+    },
+    /// The directory holds parts but no manifest: nothing says which run wrote them.
+    PartsWithoutManifest {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The first part found.
+        part: PathBuf,
+    },
+    /// A part numbered beyond this run's parts.
+    PartBeyond {
+        /// The part.
+        file: PathBuf,
+        /// How many parts this run has.
+        parts: usize,
+    },
+    /// Another labeling run holds the directory's lock.
+    Locked {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+}
+
+impl fmt::Display for CkptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CkptError::Mismatch { file, field, stored, this_run } => {
+                write!(f, "{} records a different {field}: stored {stored:?}, this run {this_run:?}", file.display())
+            }
+            CkptError::Unrecorded { file, field } => {
+                write!(f, "{} has no {} fingerprint: not written by this labeler", file.display(), field.key())
+            }
+            CkptError::PartOfAnotherRun { file, stored, this_run } => {
+                write!(f, "{} was written by another run (fingerprint {stored:?}, this run {this_run:?})", file.display())
+            }
+            CkptError::PartRows { file, why } => write!(f, "{} {why}", file.display()),
+            CkptError::PartsWithoutManifest { dir, part } => write!(
+                f,
+                "{} holds parts ({}) but no manifest.parquet: not a checkpoint this run can trust; remove them or use another directory",
+                dir.display(),
+                part.display()
+            ),
+            CkptError::PartBeyond { file, parts } => {
+                write!(f, "{} is beyond this run's {parts} parts: the checkpoint is inconsistent", file.display())
+            }
+            CkptError::Locked { dir, lock } => {
+                write!(f, "another labeling run holds {} (lock {}); wait for it or use another directory", dir.display(), lock.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CkptError {}
 
 const K_SAMPLE: &str = "revmod.sample_fingerprint";
 const K_PROMPT: &str = "revmod.prompt_fingerprint";
@@ -82,6 +225,22 @@ pub fn part_name(k: usize) -> String {
 
 /// Cell 8: labels a seeded sample of `n` rows of `df` in parts of `part_size`, checkpointed in `ckpt_dir`,
 /// resuming from whatever complete parts are there; writes `labeled_preview_<rows>.parquet` and `.csv`.
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-ckpt-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// let ckpt_dir = dir.join("labels_ckpt");
+/// let run: CkptRun = label_with_ckpt(&df, 100, 40, &ckpt_dir, &mut Labeler::rules(), &CkptOptions::default())?;
+/// assert_eq!((run.labeled.height(), run.parts_written), (100, 3)); // parts of 40, 40 and 20 reviews
+/// println!("{run}"); // positives per label, warnings, the files written
+/// // a second call resumes: every part is already there, nothing is labeled again
+/// let again = label_with_ckpt(&df, 100, 40, &ckpt_dir, &mut Labeler::rules(), &CkptOptions::default())?;
+/// assert_eq!((again.parts_resumed, again.parts_written), (3, 0));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn label_with_ckpt(
     df: &DataFrame,
     n: usize,
@@ -90,12 +249,9 @@ pub fn label_with_ckpt(
     labeler: &mut Labeler,
     opts: &CkptOptions,
 ) -> Result<CkptRun> {
+    opts.check(part_size)?;
     let dir = ckpt_dir.as_ref();
-    ensure!(part_size > 0, "part_size must be at least 1");
-    let (all, warnings) = reviews_from_df(df)?;
-    for w in &warnings {
-        eprintln!("label_with_ckpt: {w}");
-    }
+    let (all, mut warnings) = reviews_from_df(df)?;
     let idx = sample_indices(all.len(), n, opts.seed);
     let orig: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
     let reviews: Vec<ReviewInput> = idx.iter().map(|&i| all[i].clone()).collect();
@@ -103,21 +259,21 @@ pub fn label_with_ckpt(
 
     fs::create_dir_all(dir).with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
     let lock_path = dir.join(".lock");
-    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!("another labeling run holds {} (lock {}); wait for it or use another directory", dir.display(), lock_path.display());
-    }
+    let Some(lock) = try_lock(&lock_path)? else {
+        bail!(CkptError::Locked { dir: dir.to_path_buf(), lock: lock_path });
+    };
     remove_temporaries(dir)?;
 
     let meta = vec![
-        (K_SAMPLE.to_string(), sample_fingerprint(&orig, &reviews)),
-        (K_PROMPT.to_string(), labeler.prompt.fingerprint()),
-        (K_LABELER.to_string(), labeler.labeler_id()),
-        (K_PART_SIZE.to_string(), part_size.to_string()),
+        (CkptField::Sample, sample_fingerprint(&orig, &reviews)),
+        (CkptField::Prompt, labeler.prompt.fingerprint()),
+        (CkptField::Labeler, labeler.labeler_id()),
+        (CkptField::PartSize, part_size.to_string()),
     ];
+    let meta_kv: Vec<(String, String)> = meta.iter().map(|(f, v)| (f.key().to_string(), v.clone())).collect();
     let run_fp = {
         let mut h = Fnv::new();
-        for (k, v) in &meta {
+        for (k, v) in &meta_kv {
             h.write_str(k);
             h.write_str(v);
         }
@@ -133,15 +289,15 @@ pub fn label_with_ckpt(
                     dir.display()
                 )));
             }
-            eprintln!("label_with_ckpt: {e:#}; restarting: removing old manifest and parts in {}", dir.display());
+            warnings.push(format!("{e:#}; restarting: removed the old manifest and parts in {}", dir.display()));
             remove_checkpoint(dir)?;
         }
     } else if let Some(p) = existing_parts(dir)?.first() {
-        bail!("{} holds parts ({}) but no manifest.parquet: not a checkpoint this run can trust; remove them or use another directory", dir.display(), p.display());
+        bail!(CkptError::PartsWithoutManifest { dir: dir.to_path_buf(), part: p.clone() });
     }
     if !manifest_path.exists() {
         let m = manifest_frame(&orig, &reviews)?;
-        write_parquet_with_metadata(&m, &manifest_path, meta.clone())?;
+        write_parquet_with_metadata(&m, &manifest_path, meta_kv)?;
     }
 
     let n_parts = reviews.len().div_ceil(part_size);
@@ -157,11 +313,11 @@ pub fn label_with_ckpt(
     for p in existing_parts(dir)? {
         let name = p.file_name().and_then(|s| s.to_str()).unwrap_or("");
         let k: usize = name.trim_start_matches("part_").trim_end_matches(".parquet").parse().unwrap_or(usize::MAX);
-        ensure!(k < n_parts, "{} is beyond this run's {n_parts} parts: the checkpoint is inconsistent", p.display());
+        ensure!(k < n_parts, CkptError::PartBeyond { file: p.clone(), parts: n_parts });
     }
     let parts_resumed = done.iter().filter(|d| **d).count();
     let resumed_rows: usize = (0..n_parts).filter(|&k| done[k]).map(|k| part_len(k, part_size, reviews.len())).sum();
-    let mut progress = Progress::new("label_with_ckpt", reviews.len(), resumed_rows);
+    let mut progress = Progress::new("label_with_ckpt", Unit::Reviews, Some(reviews.len() as u64), resumed_rows as u64);
     let backend = labeler.backend.backend_name();
     let model = labeler.backend.model_id();
     let step = labeler.backend.preferred_batch().max(1);
@@ -174,7 +330,7 @@ pub fn label_with_ckpt(
         let mut records = Vec::with_capacity(hi - lo);
         for chunk in reviews[lo..hi].chunks(step) {
             records.extend(labeler.label(chunk));
-            progress.advance(chunk.len());
+            progress.advance(chunk.len() as u64);
         }
         let all_failed = records.iter().all(|r| r.failed);
         if all_failed && !records.is_empty() {
@@ -190,6 +346,7 @@ pub fn label_with_ckpt(
         parts_written += 1;
     }
     progress.finish();
+    warnings.extend(labeler.backend.take_warnings());
 
     let mut labeled: Option<DataFrame> = None;
     for k in 0..n_parts {
@@ -219,7 +376,7 @@ pub fn label_with_ckpt(
     write_csv(&labeled, &csv_path)?;
     let summary = LabelSummary::from_frame(&labeled)?;
     drop(lock);
-    Ok(CkptRun { labeled, summary, parquet_path, csv_path, parts_resumed, parts_written })
+    Ok(CkptRun { labeled, summary, parquet_path, csv_path, parts_resumed, parts_written, warnings })
 }
 
 fn part_len(k: usize, part_size: usize, total: usize) -> usize {
@@ -239,20 +396,15 @@ pub fn sample_fingerprint(orig: &[u64], reviews: &[ReviewInput]) -> String {
     h.hex()
 }
 
-fn check_manifest(path: &Path, want: &[(String, String)]) -> Result<()> {
+fn check_manifest(path: &Path, want: &[(CkptField, String)]) -> Result<()> {
     let (_, kv) = read_parquet(path)?;
-    for (key, value) in want {
-        let stored = kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let what = match key.as_str() {
-            K_SAMPLE => "sample (data, n or seed)",
-            K_PROMPT => "prompt",
-            K_LABELER => "labeler (backend, model or settings)",
-            _ => "part size",
-        };
+    for (field, value) in want {
+        let stored = kv.iter().find(|(k, _)| k == field.key()).map(|(_, v)| v.as_str());
+        let file = path.to_path_buf();
         match stored {
             Some(s) if s == value => {}
-            Some(s) => bail!("{} records a different {what}: stored {s:?}, this run {value:?}", path.display()),
-            None => bail!("{} has no {key} fingerprint: not written by this labeler", path.display()),
+            Some(s) => bail!(CkptError::Mismatch { file, field: *field, stored: s.to_string(), this_run: value.clone() }),
+            None => bail!(CkptError::Unrecorded { file, field: *field }),
         }
     }
     Ok(())
@@ -261,10 +413,15 @@ fn check_manifest(path: &Path, want: &[(String, String)]) -> Result<()> {
 fn verify_part(path: &Path, run_fp: &str, orig: &[u64]) -> Result<()> {
     let (df, kv) = read_parquet(path)?;
     let stored = kv.iter().find(|(k, _)| k == K_RUN).map(|(_, v)| v.as_str());
-    ensure!(stored == Some(run_fp), "{} was written by another run (fingerprint {stored:?}, this run {run_fp:?})", path.display());
-    ensure!(df.height() == orig.len(), "{} has {} rows, expected {}", path.display(), df.height(), orig.len());
+    let file = path.to_path_buf();
+    ensure!(
+        stored == Some(run_fp),
+        CkptError::PartOfAnotherRun { file, stored: stored.map(str::to_string), this_run: run_fp.to_string() }
+    );
+    let rows = |why: String| CkptError::PartRows { file: path.to_path_buf(), why };
+    ensure!(df.height() == orig.len(), rows(format!("has {} rows, expected {}", df.height(), orig.len())));
     let got: Vec<Option<u64>> = df.column("orig_index")?.u64()?.iter().collect();
-    ensure!(got.iter().copied().eq(orig.iter().map(|&i| Some(i))), "{} holds other rows than its slice of the manifest", path.display());
+    ensure!(got.iter().copied().eq(orig.iter().map(|&i| Some(i))), rows("holds other rows than its slice of the manifest".into()));
     Ok(())
 }
 

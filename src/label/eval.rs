@@ -248,12 +248,12 @@ impl fmt::Display for LabelEval {
 /// Labels every review of `gold` with `labeler` (guard -> backend -> parser, in batches of the backend's size)
 /// and compares the flags with the gold values. Also returns the records, in gold order.
 pub fn label_eval(gold: &Gold, labeler: &mut Labeler) -> Result<(LabelEval, Vec<LabelRecord>)> {
-    let mut progress = super::progress::Progress::new("label_eval", gold.reviews.len(), 0);
+    let mut progress = crate::progress::Progress::new("label_eval", crate::progress::Unit::Reviews, Some(gold.reviews.len() as u64), 0);
     let mut records = Vec::with_capacity(gold.reviews.len());
     let step = labeler.backend.preferred_batch().max(1);
     for chunk in gold.reviews.chunks(step) {
         records.extend(labeler.label(chunk));
-        progress.advance(chunk.len());
+        progress.advance(chunk.len() as u64);
     }
     progress.finish();
     let pred: Vec<[bool; 5]> = records.iter().map(|r| r.labels.flags()).collect();

@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame, DataType};
 
 use super::{LabelRecord, ReviewInput};
-use crate::labels::LABEL_COLUMNS;
+use crate::labels::{Label, LABEL_COLUMNS};
+use crate::rng::SplitMix64;
 
 /// The seed's sampling seed (`random_state=42`).
 pub const DEFAULT_SEED: u64 = 42;
@@ -71,21 +72,13 @@ fn string_values(col: &Column) -> Result<Vec<String>> {
     }
 }
 
-/// A seeded sample of `min(n, len)` distinct row indices in `0..len` (partial Fisher-Yates over a
-/// SplitMix64 stream): the same `(len, n, seed)` always gives the same sample, on every platform.
+/// A seeded sample of `min(n, len)` distinct row indices in `0..len` (a partial Fisher-Yates shuffle on the
+/// crate's one RNG, [`crate::rng::SplitMix64`]): the same `(len, n, seed)` always gives the same sample, on
+/// every platform.
 pub fn sample_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
     let n = n.min(len);
     let mut idx: Vec<usize> = (0..len).collect();
-    let mut state = seed;
-    for i in 0..n {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let j = i + (z % (len - i) as u64) as usize;
-        idx.swap(i, j);
-    }
+    SplitMix64::new(seed).shuffle_prefix(&mut idx, n);
     idx.truncate(n);
     idx
 }
@@ -123,9 +116,9 @@ pub fn records_to_frame(
     cols.push(Column::new("backend".into(), vec![backend; n]));
     cols.push(Column::new("model".into(), vec![model; n]));
     cols.push(Column::new("guarded".into(), records.iter().map(|r| i32::from(r.guarded)).collect::<Vec<_>>()));
-    for (k, name) in PROB_COLUMNS.iter().enumerate() {
-        let v: Vec<Option<f32>> = records.iter().map(|r| r.probs.map(|p| p[k])).collect();
-        cols.push(Column::new((*name).into(), v));
+    for (label, name) in Label::ALL.into_iter().zip(PROB_COLUMNS) {
+        let v: Vec<Option<f32>> = records.iter().map(|r| r.probs.map(|p| p[label])).collect();
+        cols.push(Column::new(name.into(), v));
     }
     Ok(DataFrame::new(n, cols)?)
 }

@@ -339,7 +339,7 @@ impl LocalGemmaBackend {
                 let z = self.probe_logits(hidden.get(i).map(Vec::as_slice).unwrap_or(&[]))?;
                 let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
                 let verdict = self.params.calibration.combine_with_probe(lo, &z, &rules.judge(&super::prompt::prepare_text(&r.text, prompt.max_text_chars)));
-                out.push(RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs) });
+                out.push(RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs.into()) });
             }
             return Ok(Some(out));
         }
@@ -359,7 +359,7 @@ impl LocalGemmaBackend {
         let mut slots = Slots { model: self.gemma.model(), batch: self.slots.as_mut().expect("started") };
         let answers = decode_constrained_batch(&mut slots, masks, &tails, self.params.max_new_tokens)?;
         self.stats.decode_steps += answers.iter().map(|a| a.steps).sum::<usize>();
-        Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs) }).collect()))
+        Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs.into()) }).collect()))
     }
 
     /// The probe's logits from one review's captured hidden states (None per label without a probe).
@@ -380,7 +380,7 @@ impl LocalGemmaBackend {
         let z = self.probe_logits(&hidden)?;
         let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
         let verdict = self.params.calibration.combine_with_probe(&lo, &z, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
-        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs) })
+        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs.into()) })
     }
 
     /// The settings in use.
@@ -442,7 +442,7 @@ impl LocalGemmaBackend {
         let out = if let Some(masks) = self.masks.as_mut() {
             let a = decode_constrained(&mut Step(self.gemma.model()), masks, &unfed, self.params.max_new_tokens)?;
             self.stats.decode_steps += a.steps;
-            RawOutput { raw: a.text, probs: Some(a.probs) }
+            RawOutput { raw: a.text, probs: Some(a.probs.into()) }
         } else {
             // The seed's free greedy generation, through llm's generate (context = prompt minus `unfed`).
             let mut ids = self.gemma.model().context().to_vec();

@@ -30,13 +30,14 @@ pub mod local;
 pub mod openai;
 pub mod parser;
 pub mod probe;
-pub mod progress;
 pub mod prompt;
 pub mod rules;
 pub mod tls;
 
 use anyhow::Result;
 use polars::prelude::DataFrame;
+
+use crate::progress::{Progress, Unit};
 
 pub use backend::{LabelBackend, RawOutput};
 pub use ckpt::{label_with_ckpt, CkptOptions, CkptRun};
@@ -64,7 +65,7 @@ pub struct LabelRecord {
     /// Raw answer (`gemma_raw`): the backend's text, the guard marker, or `<error: ...>`.
     pub raw: String,
     /// Per-label probabilities when the backend gives them.
-    pub probs: Option<[f32; 5]>,
+    pub probs: Option<crate::labels::PerLabel<f32>>,
     /// The guard stopped this review (no backend call).
     pub guarded: bool,
     /// The backend failed on this review (the error text is in `raw`).
@@ -162,30 +163,76 @@ fn failed_record(msg: String) -> LabelRecord {
     LabelRecord { labels: ParsedLabels::default(), raw: format!("<error: {msg}>"), probs: None, guarded: false, failed: true }
 }
 
+/// What [`label_preview`] returns: the labeled rows and the warnings the caller shows (a missing
+/// `business_name` or `category` column, replaced by ""). Derefs to the table, so `preview.height()`,
+/// `preview.column(..)` work as on a DataFrame; a notebook cell shows the warnings above the table.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    /// `orig_index`, text, business_name, category, the label columns, rationale, gemma_raw, parse_success,
+    /// backend, model, guarded, llm_p_*.
+    pub table: DataFrame,
+    /// What was filled in or skipped on the way, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+impl std::ops::Deref for Preview {
+    type Target = DataFrame;
+    fn deref(&self) -> &DataFrame {
+        &self.table
+    }
+}
+
+impl Preview {
+    /// The warnings (if any) and the first rows, as one display.
+    pub fn show(&self) -> crate::show::Many {
+        use crate::show::DataFrameShow;
+        let mut m = crate::show::Many::new();
+        for w in &self.warnings {
+            m.push(&crate::show::Text(format!("warning: {w}")));
+        }
+        m.with(&self.table.table(crate::show::DEFAULT_ROWS))
+    }
+
+    /// Shows [`Preview::show`] in an evcxr cell.
+    pub fn evcxr_display(&self) {
+        self.show().evcxr_display();
+    }
+}
+
 /// Cell 7: labels a seeded sample of `n` rows of `df` (seed [`DEFAULT_SEED`]) and returns them as a table
-/// (`orig_index`, text, business_name, category, the label columns, rationale, gemma_raw, parse_success,
-/// backend, model, guarded, llm_p_*). Needs a `text` column; business_name and category fall back to ""
-/// with a warning on stderr.
-pub fn label_preview(df: &DataFrame, n: usize, labeler: &mut Labeler) -> Result<DataFrame> {
+/// with the warnings the caller shows ([`Preview`]). Needs a `text` column; business_name and category
+/// fall back to "" with a warning.
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-preview-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// let preview: Preview = label_preview(&df, 20, &mut Labeler::rules())?; // or Labeler::local(None)?
+/// assert_eq!(preview.height(), 20);
+/// assert!(preview.column("is_relevant_overall").is_ok() && preview.warnings.is_empty());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+pub fn label_preview(df: &DataFrame, n: usize, labeler: &mut Labeler) -> Result<Preview> {
     label_preview_seeded(df, n, DEFAULT_SEED, labeler)
 }
 
 /// [`label_preview`] with an explicit sampling seed.
-pub fn label_preview_seeded(df: &DataFrame, n: usize, seed: u64, labeler: &mut Labeler) -> Result<DataFrame> {
-    let (all, warnings) = reviews_from_df(df)?;
-    for w in &warnings {
-        eprintln!("label_preview: {w}");
-    }
+pub fn label_preview_seeded(df: &DataFrame, n: usize, seed: u64, labeler: &mut Labeler) -> Result<Preview> {
+    let (all, mut warnings) = reviews_from_df(df)?;
     let idx = sample_indices(all.len(), n, seed);
     let reviews: Vec<ReviewInput> = idx.iter().map(|&i| all[i].clone()).collect();
-    let mut progress = progress::Progress::new("label_preview", reviews.len(), 0);
+    let mut progress = Progress::new("label_preview", Unit::Reviews, Some(reviews.len() as u64), 0);
     let mut records = Vec::with_capacity(reviews.len());
     let step = labeler.backend.preferred_batch().max(1);
     for chunk in reviews.chunks(step) {
         records.extend(labeler.label(chunk));
-        progress.advance(chunk.len());
+        progress.advance(chunk.len() as u64);
     }
     progress.finish();
+    warnings.extend(labeler.backend.take_warnings());
     let orig: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-    frame::records_to_frame(&orig, &reviews, &records, &labeler.backend.backend_name(), &labeler.backend.model_id())
+    let table = frame::records_to_frame(&orig, &reviews, &records, &labeler.backend.backend_name(), &labeler.backend.model_id())?;
+    Ok(Preview { table, warnings })
 }

@@ -159,6 +159,8 @@ pub struct OpenAiBackend {
     pub requests: AtomicUsize,
     /// Retries made.
     pub retries: AtomicUsize,
+    /// Warnings not yet handed to the caller ([`LabelBackend::take_warnings`]).
+    warnings: Mutex<Vec<String>>,
 }
 
 /// One failed attempt: retry it or give up.
@@ -173,7 +175,7 @@ impl OpenAiBackend {
     pub fn new(params: OpenAiParams) -> Result<Self> {
         let agent = make_agent(&params)?;
         let format = Mutex::new(params.response_format);
-        Ok(Self { params, agent, format, requests: AtomicUsize::new(0), retries: AtomicUsize::new(0) })
+        Ok(Self { params, agent, format, requests: AtomicUsize::new(0), retries: AtomicUsize::new(0), warnings: Mutex::new(Vec::new()) })
     }
 
     /// The settings in use.
@@ -276,7 +278,8 @@ impl OpenAiBackend {
                         _ => ResponseFormat::None,
                     };
                     if *f < next {
-                        eprintln!("openai backend: server rejected response_format {format:?} ({e:#}); using {next:?}");
+                        let w = format!("openai backend: server rejected response_format {format:?} ({e:#}); using {next:?}");
+                        self.warnings.lock().expect("warnings lock").push(w);
                         *f = next;
                     }
                 }
@@ -327,6 +330,9 @@ impl LabelBackend for OpenAiBackend {
     }
     fn preferred_batch(&self) -> usize {
         self.params.concurrency.max(1) * 4
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings lock"))
     }
     fn answer(&mut self, prompt: &ModeratorPrompt, reviews: &[ReviewInput]) -> Vec<Result<RawOutput>> {
         let next = AtomicUsize::new(0);

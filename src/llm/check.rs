@@ -4,7 +4,8 @@
 //! (and, with `RUST_BACKTRACE` set, a multi-line backtrace) from deep inside the loader.
 //!
 //! [`one_line`] flattens an error chain into one line with candle's backtraces removed; [`super::load_path`]
-//! returns its errors through it, so the CLI, notebooks and tests all see the same single line.
+//! returns its errors through it as a [`LoadError`], so the CLI, notebooks and tests all see the same single
+//! line, and callers tell a bad file from a model of another architecture or a foreign tokenizer by variant.
 
 use super::config::Gemma3Config;
 use super::tokenizer::Tokenizer;
@@ -12,6 +13,69 @@ use anyhow::{bail, Result};
 use candle_core::quantized::gguf_file;
 use std::io::Read;
 use std::path::Path;
+
+/// Why a model could not be loaded. Each variant holds the one-line message (naming the file and what is
+/// wrong) that `Display` prints; the variant says which kind of problem it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The path does not exist, or a directory holds no model files.
+    NotFound(String),
+    /// A truncated or corrupt safetensors or GGUF file, or not a model file at all: fetch it again.
+    BadFile(String),
+    /// A weight type candle's quantized matmul cannot run: re-quantize.
+    Unsupported(String),
+    /// Config or weights of another architecture than Gemma-3.
+    WrongArchitecture(String),
+    /// A Gemma-3 config and weights of different sizes (a 1B config.json beside 270M weights).
+    ConfigMismatch(String),
+    /// A tokenizer that does not belong to the model (more tokens than embedding rows, no Gemma chat markers).
+    TokenizerMismatch(String),
+    /// Anything else (an unreadable file, a bad setting).
+    Other(String),
+}
+
+impl LoadError {
+    /// The one-line message.
+    pub fn message(&self) -> &str {
+        match self {
+            LoadError::NotFound(m)
+            | LoadError::BadFile(m)
+            | LoadError::Unsupported(m)
+            | LoadError::WrongArchitecture(m)
+            | LoadError::ConfigMismatch(m)
+            | LoadError::TokenizerMismatch(m)
+            | LoadError::Other(m) => m,
+        }
+    }
+
+    /// The same kind of error with another message.
+    fn with_message(&self, m: String) -> Self {
+        match self {
+            LoadError::NotFound(_) => LoadError::NotFound(m),
+            LoadError::BadFile(_) => LoadError::BadFile(m),
+            LoadError::Unsupported(_) => LoadError::Unsupported(m),
+            LoadError::WrongArchitecture(_) => LoadError::WrongArchitecture(m),
+            LoadError::ConfigMismatch(_) => LoadError::ConfigMismatch(m),
+            LoadError::TokenizerMismatch(_) => LoadError::TokenizerMismatch(m),
+            LoadError::Other(_) => LoadError::Other(m),
+        }
+    }
+
+    /// A loader error chain as one [`LoadError`]: the kind raised deepest in the chain (`Other` when none
+    /// was), the message the whole chain on one line ([`one_line`]).
+    pub fn from_chain(e: &anyhow::Error) -> Self {
+        let kind = e.chain().find_map(|c| c.downcast_ref::<LoadError>()).cloned().unwrap_or(LoadError::Other(String::new()));
+        kind.with_message(one_line(e))
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 /// Largest safetensors JSON header accepted (the format's own limit is 100 MB).
 const MAX_HEADER: u64 = 100 << 20;
@@ -25,29 +89,29 @@ pub fn check_safetensors(path: &Path) -> Result<()> {
     let d = path.display();
     let len = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {d}: {e}"))?.len();
     if len < 8 {
-        bail!("{d}: truncated safetensors file ({len} bytes; {REFETCH})");
+        bail!(LoadError::BadFile(format!("{d}: truncated safetensors file ({len} bytes; {REFETCH})")));
     }
     let mut f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {d}: {e}"))?;
     let mut n = [0u8; 8];
     f.read_exact(&mut n)?;
     let header_len = u64::from_le_bytes(n);
     if header_len > MAX_HEADER {
-        bail!("{d}: not a safetensors file (its first 8 bytes give a header of {header_len} bytes)");
+        bail!(LoadError::BadFile(format!("{d}: not a safetensors file (its first 8 bytes give a header of {header_len} bytes)")));
     }
     if 8 + header_len > len {
-        bail!("{d}: truncated safetensors file: the header needs {} bytes, the file has {len} ({REFETCH})", 8 + header_len);
+        bail!(LoadError::BadFile(format!("{d}: truncated safetensors file: the header needs {} bytes, the file has {len} ({REFETCH})", 8 + header_len)));
     }
     let mut header = vec![0u8; header_len as usize];
     f.read_exact(&mut header)?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| anyhow::anyhow!("{d}: corrupt safetensors header (not JSON: {e})"))?;
-    let obj = v.as_object().ok_or_else(|| anyhow::anyhow!("{d}: corrupt safetensors header (not a JSON object)"))?;
+    let corrupt = |why: String| LoadError::BadFile(format!("{d}: corrupt safetensors header ({why})"));
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| corrupt("not a JSON object".into()))?;
     let mut end = 0u64;
     let mut last = "";
     for (name, t) in obj.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
         let off = t.get("data_offsets").and_then(|o| o.as_array()).filter(|o| o.len() == 2);
-        let off = off.ok_or_else(|| anyhow::anyhow!("{d}: corrupt safetensors header (tensor {name} has no data_offsets)"))?;
-        let b = off[1].as_u64().ok_or_else(|| anyhow::anyhow!("{d}: corrupt safetensors header (tensor {name})"))?;
+        let off = off.ok_or_else(|| corrupt(format!("tensor {name} has no data_offsets")))?;
+        let b = off[1].as_u64().ok_or_else(|| corrupt(format!("tensor {name}")))?;
         if b >= end {
             end = b;
             last = name;
@@ -55,7 +119,10 @@ pub fn check_safetensors(path: &Path) -> Result<()> {
     }
     let data = len - 8 - header_len;
     if end > data {
-        bail!("{d}: truncated safetensors file: tensor {last} ends at byte {} of the file, which has {len} bytes ({REFETCH})", 8 + header_len + end);
+        bail!(LoadError::BadFile(format!(
+            "{d}: truncated safetensors file: tensor {last} ends at byte {} of the file, which has {len} bytes ({REFETCH})",
+            8 + header_len + end
+        )));
     }
     Ok(())
 }
@@ -73,7 +140,7 @@ pub fn check_gguf_extent(path: &Path, content: &gguf_file::Content) -> Result<()
         }
     }
     if let Some((end, name)) = worst {
-        bail!("{}: truncated GGUF file: tensor {name} ends at byte {end}, the file has {len} bytes ({REFETCH})", path.display());
+        bail!(LoadError::BadFile(format!("{}: truncated GGUF file: tensor {name} ends at byte {end}, the file has {len} bytes ({REFETCH})", path.display())));
     }
     Ok(())
 }
@@ -83,19 +150,19 @@ pub fn check_gguf_extent(path: &Path, content: &gguf_file::Content) -> Result<()
 pub fn check_tokenizer(tok: &Tokenizer, cfg: &Gemma3Config, source: &Path) -> Result<()> {
     let d = source.display();
     if tok.vocab_size() > cfg.vocab_size {
-        bail!(
+        bail!(LoadError::TokenizerMismatch(format!(
             "{d}: the tokenizer has {} tokens but the model's vocabulary has {} (vocab_size): they belong to different models",
             tok.vocab_size(),
             cfg.vocab_size
-        );
+        )));
     }
     for t in ["<start_of_turn>", "<end_of_turn>"] {
         if tok.token_id(t).is_none() {
-            bail!("{d}: not a Gemma-3 tokenizer (it has no {t} token): it belongs to another model");
+            bail!(LoadError::TokenizerMismatch(format!("{d}: not a Gemma-3 tokenizer (it has no {t} token): it belongs to another model")));
         }
     }
     if tok.bos_id().is_none() {
-        bail!("{d}: the tokenizer has no <bos> token: not Gemma-3's");
+        bail!(LoadError::TokenizerMismatch(format!("{d}: the tokenizer has no <bos> token: not Gemma-3's")));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use serde::Deserialize;
+use super::check::LoadError;
 
 /// Linear RoPE scaling of the global (full-attention) layers (`rope_scaling: {rope_type: "linear", factor}`
 /// in HF, `rope.scaling.type/factor` in GGUF). Gemma-3 4B/12B/27B use factor 8.
@@ -168,9 +169,9 @@ impl Gemma3Config {
         let text = match model_type {
             "gemma3" => v.get("text_config").cloned().unwrap_or_else(|| serde_json::json!({})),
             "gemma3_text" => v.clone(),
-            other => bail!(
+            other => bail!(LoadError::WrongArchitecture(format!(
                 "not a Gemma-3 checkpoint: config.json has model_type {other:?} (expected \"gemma3\" or \"gemma3_text\")"
-            ),
+            ))),
         };
         let text = normalize_hf_text_config(text)?;
         let cfg: Gemma3Config = serde_json::from_value(text).context("reading the Gemma-3 text config")?;
@@ -188,7 +189,7 @@ impl Gemma3Config {
             .map(|s| s.as_str())
             .unwrap_or("<missing>");
         if arch != "gemma3" {
-            bail!("not a Gemma-3 model: GGUF general.architecture is {arch:?} (expected \"gemma3\")");
+            bail!(LoadError::WrongArchitecture(format!("not a Gemma-3 model: GGUF general.architecture is {arch:?} (expected \"gemma3\")")));
         }
         let get_u = |k: &str| -> Result<Option<usize>> {
             match md.get(&format!("gemma3.{k}")) {

@@ -117,16 +117,21 @@ pub fn choose(requested: Option<&str>) -> (KernelPath, Option<String>) {
     }
 }
 
+/// The path chosen once for this process, with the reason a request was refused.
+fn chosen() -> &'static (KernelPath, Option<String>) {
+    static CHOSEN: OnceLock<(KernelPath, Option<String>)> = OnceLock::new();
+    CHOSEN.get_or_init(|| choose(std::env::var(KERNEL_ENV).ok().as_deref()))
+}
+
 /// The path the tiled products use in this process (chosen once; see the module doc).
 pub fn kernel_path() -> KernelPath {
-    static PATH: OnceLock<KernelPath> = OnceLock::new();
-    *PATH.get_or_init(|| {
-        let (p, warning) = choose(std::env::var(KERNEL_ENV).ok().as_deref());
-        if let Some(w) = warning {
-            eprintln!("revmod: {w}");
-        }
-        p
-    })
+    chosen().0
+}
+
+/// Why this process does not use the path `REVMOD_CPU_KERNEL` asked for (unknown name, or this CPU cannot
+/// run it), for the caller to show; [`describe`] includes it.
+pub fn kernel_path_warning() -> Option<&'static str> {
+    chosen().1.as_deref()
 }
 
 /// The CPU features that decide the path, present ones only, e.g. `["avx2", "fma", "f16c"]`.
@@ -174,7 +179,11 @@ pub fn candle_kquant_level() -> &'static str {
 /// One line for reports: the paths and the features, e.g.
 /// `kernel avx2, candle k-quants avx2 (cpu: avx avx2 fma f16c)`.
 pub fn describe() -> String {
-    format!("kernel {}, candle k-quants {} (cpu: {})", kernel_path().name(), candle_kquant_level(), features().join(" "))
+    let line = format!("kernel {}, candle k-quants {} (cpu: {})", kernel_path().name(), candle_kquant_level(), features().join(" "));
+    match kernel_path_warning() {
+        Some(w) => format!("{line}; {w}"),
+        None => line,
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //!   say so in one line.
 
 use super::hub::{self, HubRef};
-use crate::label::progress::Progress;
+use crate::progress::{Progress, Unit};
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub struct HubOptions {
     pub offline: bool,
     /// Attempts to resume a broken transfer within one run (each continues the partial file).
     pub retries: usize,
-    /// Show a progress bar (terminal) or a line every few seconds (otherwise) on stderr.
+    /// Count the download's progress for the installed drawer ([`crate::progress`]); false: draw nothing.
     pub progress: bool,
 }
 
@@ -65,7 +65,7 @@ pub fn offline_from_env() -> bool {
 
 impl HubOptions {
     /// From the environment: `HF_ENDPOINT`, the cache and token variables of [`hub`], `HF_HUB_OFFLINE`;
-    /// 5 in-run resume attempts; progress unless `REVMOD_NO_PROGRESS` is set.
+    /// 5 in-run resume attempts; progress on (drawn when the caller installed a drawer).
     pub fn from_env() -> Self {
         let endpoint = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| DEFAULT_ENDPOINT.into());
         Self {
@@ -338,11 +338,11 @@ impl hf_hub::api::Progress for DownloadProgress {
         if self.fresh {
             self.fresh = false;
             let label = format!("downloading {}", self.file);
-            self.bar = Some(Progress::bytes(&label, self.total, size));
+            self.bar = Some(Progress::new(&label, Unit::Bytes, Some(self.total as u64), size as u64));
             return;
         }
         if let Some(b) = self.bar.as_mut() {
-            b.advance(size);
+            b.advance(size as u64);
         }
     }
 

@@ -508,10 +508,10 @@ fn checked_shape(name: &str, m: QMatMul, want: [usize; 2]) -> Result<QMatMul> {
         QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims().to_vec(),
     };
     if got != want {
-        bail!(
+        bail!(super::LoadError::ConfigMismatch(format!(
             "tensor {name} is {got:?} but the config needs {want:?} (hidden_size, heads x head_dim, intermediate_size): \
              the config and the weights belong to different models"
-        );
+        )));
     }
     Ok(m)
 }
@@ -533,13 +533,13 @@ impl Gemma3Model {
             bail!("the token embedding is empty");
         }
         if rows < cfg.vocab_size || embed.cols()? != cfg.hidden_size {
-            bail!(
+            bail!(super::LoadError::ConfigMismatch(format!(
                 "the token embedding is {rows} x {} but the config needs {} tokens x hidden_size {}: the config or the \
                  tokenizer belongs to another model",
                 embed.cols()?,
                 cfg.vocab_size,
                 cfg.hidden_size
-            );
+            )));
         }
         let (embed, lm_head) = embed.with_lm_head()?;
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim, cfg.intermediate_size);

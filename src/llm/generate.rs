@@ -4,6 +4,7 @@
 //! `softmax` turns logits into probabilities (what the labeling step reads for true/false and each violation).
 
 use anyhow::{bail, Result};
+use crate::rng::SplitMix64;
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,29 +89,6 @@ impl Generation {
     /// Generated tokens per second (one forward pass each).
     pub fn decode_tokens_per_sec(&self) -> f64 {
         if self.decode_secs > 0.0 { self.decode_steps as f64 / self.decode_secs } else { 0.0 }
-    }
-}
-
-/// A small deterministic RNG (SplitMix64) for seeded sampling: no dependency, same stream on every platform.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// A uniform number in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

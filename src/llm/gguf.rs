@@ -4,6 +4,7 @@
 use super::config::Gemma3Config;
 use super::gemma3::{Embedding, WeightSource};
 use super::tokenizer::Tokenizer;
+use super::check::LoadError;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -68,13 +69,13 @@ impl GgufFile {
                 msg
             };
             if msg.contains("unknown dtype") {
-                anyhow!(
+                anyhow!(LoadError::Unsupported(format!(
                     "unsupported quantization in {}: {msg} (candle's quantized matmul supports {SUPPORTED}; \
                      re-quantize e.g. to Q4_K_M or Q8_0)",
                     path.display()
-                )
+                )))
             } else {
-                anyhow!("{} is not a readable GGUF file: {msg}", path.display())
+                anyhow!(LoadError::BadFile(format!("{} is not a readable GGUF file: {msg}", path.display())))
             }
         })?;
         super::check::check_gguf_extent(path, &content)?;

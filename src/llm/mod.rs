@@ -61,6 +61,7 @@ pub use config::Gemma3Config;
 pub use gemma3::{Gemma3Model, KvSnapshot, PrefixBatch, SeqCache};
 pub use generate::{GenerateParams, Generation, Sampling, StopReason};
 pub use safetensors::WeightsDtype;
+pub use check::LoadError;
 pub use tokenizer::{TokenKind, Tokenizer};
 
 use anyhow::{bail, Context, Result};
@@ -97,7 +98,7 @@ impl ModelSpec {
                 return Ok(ModelSpec::Hub(h));
             }
         }
-        bail!("model {s:?}: no such file or directory, and not a Hugging Face repo id (org/name[@revision][:file])")
+        bail!(LoadError::NotFound(format!("model {s:?}: no such file or directory, and not a Hugging Face repo id (org/name[@revision][:file])")))
     }
 }
 
@@ -151,6 +152,18 @@ pub fn default_device() -> Device {
 }
 
 /// Loads Gemma-3 from a spec string (see [`ModelSpec::parse`]) on the default device.
+///
+/// ```no_run
+/// let mut gemma = revmod::llm::load_gemma("default")?; // the embedded Gemma-3 270M; or a .gguf, a folder, org/name
+/// println!("{}", gemma.info().name);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+/// A file that is not a model is a [`LoadError`] naming the file, whose variant tells the cases apart:
+/// ```
+/// use revmod::llm::{load_gemma, LoadError};
+/// let err = load_gemma("/nonexistent/model.gguf").err().expect("no such file");
+/// assert!(matches!(err.downcast_ref::<LoadError>(), Some(LoadError::NotFound(m)) if m.contains("/nonexistent/model.gguf")));
+/// ```
 pub fn load_gemma(spec: &str) -> Result<Gemma> {
     load_gemma_spec(&ModelSpec::parse(spec)?, &default_device())
 }
@@ -173,7 +186,7 @@ pub fn load_gemma_full(spec: &ModelSpec, device: &Device, hub_opts: &fetch::HubO
         ModelSpec::Path(p) => p.clone(),
         ModelSpec::Hub(h) => fetch::fetch(h, hub_opts)?,
     };
-    load_path_with(&path, device, opts)
+    Ok(load_path_with(&path, device, opts)?)
 }
 
 /// The files of `dir` whose extension is `ext`, sorted (for GGUF files and safetensors shards).
@@ -204,14 +217,14 @@ fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
 
 /// Loads from a `.gguf` file or a checkpoint directory. Errors are one line naming the file and what is wrong
 /// ([`check::one_line`]: no candle backtrace).
-pub fn load_path(path: &Path, device: &Device) -> Result<Gemma> {
+pub fn load_path(path: &Path, device: &Device) -> Result<Gemma, LoadError> {
     load_path_with(path, device, &LoadOptions::default())
 }
 
 fn load_path_inner(path: &Path, device: &Device, opts: &LoadOptions) -> Result<Gemma> {
     let t0 = Instant::now();
     if !path.exists() {
-        bail!("model file {} does not exist", path.display());
+        bail!(LoadError::NotFound(format!("model file {} does not exist", path.display())));
     }
     if path.is_dir() {
         if path.join("config.json").is_file() {
@@ -220,7 +233,7 @@ fn load_path_inner(path: &Path, device: &Device, opts: &LoadOptions) -> Result<G
         if let Some(g) = find_gguf(path)? {
             return load_gguf(&g, device, t0);
         }
-        bail!("{} holds neither a .gguf file nor an HF checkpoint (config.json + *.safetensors)", path.display());
+        bail!(LoadError::NotFound(format!("{} holds neither a .gguf file nor an HF checkpoint (config.json + *.safetensors)", path.display())));
     }
     load_gguf(path, device, t0)
 }
@@ -269,8 +282,8 @@ pub fn load_gemma_opts(spec: &str, opts: &LoadOptions) -> Result<Gemma> {
 }
 
 /// [`load_path`] with explicit load options.
-pub fn load_path_with(path: &Path, device: &Device, opts: &LoadOptions) -> Result<Gemma> {
-    load_path_inner(path, device, opts).map_err(|e| anyhow::anyhow!(check::one_line(&e)))
+pub fn load_path_with(path: &Path, device: &Device, opts: &LoadOptions) -> Result<Gemma, LoadError> {
+    load_path_inner(path, device, opts).map_err(|e| LoadError::from_chain(&e))
 }
 
 fn load_safetensors_dir(dir: &Path, device: &Device, opts: &LoadOptions, t0: Instant) -> Result<Gemma> {
@@ -362,7 +375,8 @@ impl Gemma {
     }
 
     /// Encodes a prompt: special tokens written in it are recognised, and `<bos>` is added unless the prompt
-    /// already starts with it (as the chat template does).
+    /// already starts with it (as the chat template does) or the vocabulary does not ask for it
+    /// ([`Tokenizer::encode`] honours its `add_bos` flag, as llama.cpp does).
     pub fn encode_prompt(&self, prompt: &str) -> Vec<u32> {
         let has_bos = self.tokenizer.bos_id().and_then(|b| self.tokenizer.token_text(b)).map_or(false, |t| prompt.starts_with(t));
         self.tokenizer.encode(prompt, !has_bos)
@@ -431,7 +445,7 @@ impl Gemma {
             Sampling::Sample { seed, .. } => *seed,
             Sampling::Greedy => 0,
         };
-        let mut rng = generate::SplitMix64::new(seed);
+        let mut rng = crate::rng::SplitMix64::new(seed);
         let mut out: Vec<u32> = Vec::with_capacity(params.max_new_tokens);
         let mut stop = StopReason::MaxTokens;
         let t1 = Instant::now();

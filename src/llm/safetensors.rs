@@ -15,6 +15,7 @@
 //! plus one tensor's transient copy (`scripts/bench-st-memory` measures it; figures in the README).
 
 use super::gemma3::{Embedding, WeightSource};
+use super::check::LoadError;
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
@@ -272,11 +273,11 @@ impl SafetensorsWeights {
         let prefix = PREFIXES
             .iter()
             .find(|p| index.tensors.contains_key(&format!("{p}embed_tokens.weight")))
-            .with_context(|| {
-                format!(
+            .ok_or_else(|| {
+                LoadError::WrongArchitecture(format!(
                     "{}: not a Gemma-3 checkpoint: no embed_tokens.weight under model., language_model.model. or model.language_model.",
                     files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-                )
+                ))
             })?
             .to_string();
         Ok(Self { index, prefix, device: device.clone(), weights: WeightsDtype::F32, chunk_bytes: CHUNK_BYTES })

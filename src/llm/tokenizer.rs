@@ -362,11 +362,6 @@ impl Tokenizer {
         self.eog.binary_search(&id).is_ok()
     }
 
-    /// Whether the vocabulary asks for `<bos>` at the start of a prompt.
-    pub fn adds_bos(&self) -> bool {
-        self.add_bos
-    }
-
     /// The id of a token given its exact vocabulary text (`"<start_of_turn>"`, `"▁true"`, ...).
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.token_to_id.get(text).copied()
@@ -389,7 +384,8 @@ impl Tokenizer {
     }
 
     /// Encodes text, recognising special tokens written in it (`<start_of_turn>`...), as llama.cpp's
-    /// `llama_tokenize(text, add_special = add_bos, parse_special = true)`.
+    /// `llama_tokenize(text, add_special = add_bos, parse_special = true)`: `<bos>` comes first when `add_bos`
+    /// and the vocabulary asks for it (GGUF `tokenizer.ggml.add_bos_token`, true for Gemma-3).
     pub fn encode(&self, text: &str, add_bos: bool) -> Vec<u32> {
         self.encode_with(text, add_bos, true)
     }
@@ -647,6 +643,15 @@ mod tests {
         let texts: Vec<&str> = ids.iter().map(|&i| t.token_text(i).unwrap()).collect();
         assert_eq!(texts, vec!["<bos>", "hello", "▁hello", "<0x21>"]);
         assert_eq!(t.decode(&ids), "hello hello!");
+    }
+
+    #[test]
+    fn bos_only_when_asked_and_the_vocabulary_wants_it() {
+        let mut t = tiny();
+        assert_eq!(t.encode("hello", true)[0], 2);
+        assert_ne!(t.encode("hello", false)[0], 2);
+        t.add_bos = false; // a vocabulary with tokenizer.ggml.add_bos_token = false
+        assert_ne!(t.encode("hello", true)[0], 2);
     }
 
     #[test]

@@ -8,11 +8,9 @@
 //! batch to a sink (the `revmod score` CLI writes them to parquet as they come).
 //!
 //! - [`files`]: `revmod score`, JSON-lines review files larger than memory -> parquet.
-//! - [`progress`]: the progress bar.
 //! - [`summary`]: cells 15-19, predicted label distribution (table + bar chart) and example reviews.
 
 pub mod files;
-pub mod progress;
 pub mod summary;
 
 use anyhow::{Context, Result};
@@ -22,8 +20,8 @@ use rayon::prelude::*;
 
 use crate::labels::{Label, Scorer};
 use crate::params::{self, ParamError};
+use crate::progress::{Progress, Unit};
 pub use files::{score_files, ScoreFiles, ScoredFiles};
-pub use progress::Progress;
 pub use summary::{examples_per_label, label_distribution, label_examples, LabelDistribution};
 
 /// Scoring settings.
@@ -35,7 +33,7 @@ pub struct ScoreParams {
     pub batch_rows: usize,
     /// Rows per parallel task inside a batch.
     pub chunk_rows: usize,
-    /// Show a progress bar (terminal) or progress lines (elsewhere).
+    /// Count progress for the installed drawer ([`crate::progress`]); false: draw nothing.
     pub progress: bool,
 }
 
@@ -185,7 +183,7 @@ where
 {
     params.check()?;
     let start = std::time::Instant::now();
-    let mut progress = Progress::new("scoring", total_rows, params.progress);
+    let mut progress = step_progress(total_rows, params.progress);
     let mut rows = 0;
     let mut null_texts = 0;
     let mut flagged = vec![0usize; model.labels().len()];
@@ -199,7 +197,7 @@ where
             *a += b;
         }
         sink(scored).with_context(|| format!("writing batch {i}"))?;
-        progress.inc(batch.height() as u64);
+        progress.advance(batch.height() as u64);
     }
     progress.finish();
     Ok(ScoreSummary {
@@ -210,6 +208,12 @@ where
         flagged,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Scoring's progress: rows, drawn by the installed drawer unless `show` is false.
+fn step_progress(total_rows: Option<u64>, show: bool) -> Progress {
+    let p = Progress::new("scoring", Unit::Rows, total_rows, 0);
+    if show { p } else { p.quiet() }
 }
 
 /// What [`score_all`] returns: the scored frame and its summary.
@@ -238,6 +242,22 @@ impl Scored {
 /// Seed cells 13-14: `df` plus `p_<label>` and `<label>` columns for every model label, scored in
 /// batches of `params.batch_rows` on all cores with a progress bar. Quiet: returns the scored frame with
 /// its summary (rows flagged per label, loud warnings) for the caller to show.
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-score-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
+/// # let ml = split(&labeled, &SplitParams::default())?;
+/// # let baseline = train_baseline(&ml, &BaselineParams::default())?.model;
+/// let scored: Scored = score_all(&baseline, &df, &ScoreParams::default())?;
+/// assert_eq!(scored.df.height(), df.height());
+/// assert!(scored.df.column("p_ads").is_ok() && scored.df.column("ads").is_ok());
+/// println!("{}", scored.summary); // rows flagged per label
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn score_all(model: &dyn Scorer, df: &DataFrame, params: &ScoreParams) -> Result<Scored> {
     params.check()?;
     let n = df.height();
@@ -245,14 +265,14 @@ pub fn score_all(model: &dyn Scorer, df: &DataFrame, params: &ScoreParams) -> Re
     let mut proba_parts: Vec<Array2<f64>> = Vec::new();
     // Score columns only (the input columns are not copied per batch).
     let start = std::time::Instant::now();
-    let mut progress = Progress::new("scoring", Some(n as u64), params.progress);
+    let mut progress = step_progress(Some(n as u64), params.progress);
     let mut null_texts = 0;
     for off in (0..n).step_by(step) {
         let b = df.slice(off as i64, step.min(n - off));
         let (texts, nulls) = batch_texts(&b, &params.text_column)?;
         null_texts += nulls;
         proba_parts.push(predict_parallel(model, &texts, params.chunk_rows));
-        progress.inc(b.height() as u64);
+        progress.advance(b.height() as u64);
     }
     progress.finish();
     let proba = if proba_parts.is_empty() {

@@ -180,6 +180,20 @@ pub fn read_table(path: impl AsRef<Path>) -> Result<DataFrame> {
 /// Input: the labeler's DataFrame with the text column and the five `is_*` columns of
 /// [`LABEL_COLUMNS`] (0/1 integers, floats or booleans); for each label the `y_*` column of [`TARGETS`]
 /// or a column named like the label ([`LABELS`]) is accepted instead. Other columns are kept.
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-split-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
+/// let ml: MlReady = split(&labeled, &SplitParams::default())?;
+/// let r = &ml.report; // every input row is kept or counted: blank texts, missing labels, duplicate texts
+/// assert_eq!(ml.df.height() + r.n_missing_text + r.n_missing_label + r.n_duplicates, 400);
+/// println!("{}", ml.report); // rows and positives per part
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
     params.check()?;
     let n = labeled.height();

@@ -361,6 +361,20 @@ pub struct Trained {
 }
 
 /// Fits the baseline on the `train` part of `ml`, picks thresholds on `val`, reports train/val/test.
+///
+/// ```
+/// use revmod::prelude::*;
+/// # let dir = std::env::temp_dir().join(format!("revmod-doc-train-{}", std::process::id()));
+/// # let data = revmod::data::write_sample(dir.join("data"), &SampleParams { reviews: 800, ..Default::default() })?;
+/// # let df = load_df(&data.review_path, &data.meta_path)?.df;
+/// # let labeled = label_with_ckpt(&df, 400, 200, dir.join("ckpt"), &mut Labeler::rules(), &CkptOptions::default())?.labeled;
+/// let ml: MlReady = split(&labeled, &SplitParams::default())?;
+/// let Trained { model, metrics } = train_baseline(&ml, &BaselineParams::default())?;
+/// assert_eq!(model.labels().len(), 5);
+/// println!("{}", metrics.table()?.table(15)); // precision, recall, F1 per label and part
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn train_baseline(ml: &MlReady, params: &BaselineParams) -> Result<Trained> {
     params.check()?;
     let mut metrics = Metrics::default();

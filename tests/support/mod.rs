@@ -10,10 +10,8 @@ use std::process::{Command, Stdio};
 
 use polars::prelude::*;
 
-/// The Python interpreter of the peers (env REVMOD_PYTHON, default python3).
-pub fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+mod python;
+pub use python::python;
 
 /// Runs `tests/peers/<script>` with `input` as JSON on stdin and parses its JSON stdout.
 pub fn peer(script: &str, input: &serde_json::Value) -> serde_json::Value {

@@ -50,23 +50,17 @@ pub fn default_build_root() -> PathBuf {
 }
 
 /// Holds the slot's exclusive lock until dropped (the file is never read, only kept open).
-struct SlotLock(#[allow(dead_code)] std::fs::File);
+struct SlotLock(#[allow(dead_code)] revmod::output::FileLock);
 
 /// Takes the first free build slot `root/slot-N` (exclusive flock), so concurrent runs never
 /// share evcxr's build folder.
 fn take_slot(root: &Path) -> Result<(PathBuf, SlotLock)> {
-    use std::os::unix::io::AsRawFd;
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     for n in 0..64 {
         let dir = root.join(format!("slot-{n}"));
         std::fs::create_dir_all(&dir)?;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".revmod-lock"))?;
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok((dir, SlotLock(f)));
+        if let Some(lock) = revmod::output::try_lock(&dir.join(".revmod-lock"))? {
+            return Ok((dir, SlotLock(lock)));
         }
     }
     Err(anyhow!("all 64 evcxr build slots under {} are in use", root.display()))

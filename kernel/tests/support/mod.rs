@@ -6,10 +6,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// The Python interpreter with the peers installed (env REVMOD_PYTHON, default python3).
-pub fn python() -> String {
-    std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+#[path = "../../../tests/support/python.rs"]
+mod python;
+pub use python::python;
 
 /// An nbformat multiline field (a string or a list of strings) as one string.
 pub fn text(v: &Value) -> String {

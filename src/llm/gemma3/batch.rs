@@ -272,9 +272,9 @@ impl PrefixBatch {
         if !layers.is_empty() {
             self.capture.1 = vec![Vec::new(); feeds.len()];
         }
-        for ((i, l), c) in fed.into_iter().zip(logits).zip(captured.into_iter().map(Some).chain(std::iter::repeat_with(|| None))) {
+        for ((i, l), c) in fed.into_iter().zip(logits).zip(captured) {
             out[i] = l;
-            if let Some(c) = c {
+            if !layers.is_empty() {
                 self.capture.1[i] = c;
             }
         }

@@ -649,17 +649,7 @@ impl Gemma3Model {
     /// Replaces the KV cache by a snapshot (copies it into the model's buffers).
     pub fn restore(&mut self, snap: &KvSnapshot) -> Result<()> {
         self.reset();
-        let len = snap.tokens.len();
-        if len == 0 {
-            return Ok(());
-        }
-        let (kv, hd) = (self.cfg.num_key_value_heads, self.cfg.head_dim);
-        for (c, (k, v)) in self.cache.iter_mut().zip(&snap.layers) {
-            c.reserve(len, kv, hd, &self.device)?;
-            c.k.as_ref().unwrap().slice_set(k, 1, 0)?;
-            c.v.as_ref().unwrap().slice_set(v, 1, 0)?;
-            c.len = len;
-        }
+        copy_snapshot(&mut self.cache, snap, &self.cfg, &self.device)?;
         self.tokens = snap.tokens.clone();
         Ok(())
     }
@@ -850,6 +840,22 @@ impl Gemma3Model {
             Ok(logits.squeeze(0)?)
         }
     }
+}
+
+/// Copies a snapshot's keys and values into empty layer caches (the model's own, or a batch slot's).
+fn copy_snapshot(caches: &mut [LayerCache], snap: &KvSnapshot, cfg: &Gemma3Config, device: &Device) -> Result<()> {
+    let len = snap.tokens.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let (kv, hd) = (cfg.num_key_value_heads, cfg.head_dim);
+    for (c, (k, v)) in caches.iter_mut().zip(&snap.layers) {
+        c.reserve(len, kv, hd, device)?;
+        c.k.as_ref().context("reserved")?.slice_set(k, 1, 0)?;
+        c.v.as_ref().context("reserved")?.slice_set(v, 1, 0)?;
+        c.len = len;
+    }
+    Ok(())
 }
 
 trait ContiguousIfStrided {

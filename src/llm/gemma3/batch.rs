@@ -29,7 +29,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Tensor};
 
-use super::{attend_row, attend_seq, softcap_row, softcap_tensor, Gemma3Model, KvSnapshot, LayerCache, RowPlan, SeqPlan};
+use super::{attend_row, copy_snapshot, attend_seq, softcap_row, softcap_tensor, Gemma3Model, KvSnapshot, LayerCache, RowPlan, SeqPlan};
 
 /// The KV cache and context of one sequence, held apart from the model's own cache: the state of one slot
 /// of [`Gemma3Model::forward_batch`].
@@ -80,17 +80,7 @@ impl Gemma3Model {
             return Ok(());
         }
         seq.truncate(0);
-        let len = snap.tokens.len();
-        if len == 0 {
-            return Ok(());
-        }
-        let (kv, hd) = (self.cfg.num_key_value_heads, self.cfg.head_dim);
-        for (c, (k, v)) in seq.cache.iter_mut().zip(&snap.layers) {
-            c.reserve(len, kv, hd, &self.device)?;
-            c.k.as_ref().context("reserved")?.slice_set(k, 1, 0)?;
-            c.v.as_ref().context("reserved")?.slice_set(v, 1, 0)?;
-            c.len = len;
-        }
+        copy_snapshot(&mut seq.cache, snap, &self.cfg, &self.device)?;
         seq.tokens = snap.tokens.clone();
         Ok(())
     }

@@ -25,6 +25,18 @@ use revmod::label::{parse_output, reviews_from_df, sample_indices, LabelBackend,
 
 const UTAH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/google-local-utah");
 
+/// The first `n` real Utah reviews that pass the guard (the ones a model sees), in a seeded order.
+fn utah_reviews(n: usize) -> Result<Vec<ReviewInput>> {
+    let df = load_df(format!("{UTAH}/review-Utah.sample.json"), format!("{UTAH}/meta-Utah.partial.json"))?.df;
+    let (all, _) = reviews_from_df(&df)?;
+    Ok(sample_indices(all.len(), all.len(), 42)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .filter(|r| !cheap_low_quality(&clean_review(&r.text)))
+        .take(n)
+        .collect())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--batch") {
@@ -36,15 +48,7 @@ fn main() -> Result<()> {
     let pos: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = pos.first().map(|s| s.parse()).transpose()?.unwrap_or(8);
     let spec = pos.get(1).map(|s| s.to_string());
-    let df = load_df(format!("{UTAH}/review-Utah.sample.json"), format!("{UTAH}/meta-Utah.partial.json"))?.df;
-    let (all, _) = reviews_from_df(&df)?;
-    // reviews that pass the guard (the ones a model sees), in a seeded order
-    let reviews: Vec<ReviewInput> = sample_indices(all.len(), all.len(), 42)
-        .into_iter()
-        .map(|i| all[i].clone())
-        .filter(|r| !cheap_low_quality(&clean_review(&r.text)))
-        .take(n)
-        .collect();
+    let reviews = utah_reviews(n)?;
     let prompt = ModeratorPrompt::default();
     println!("bench-label: {} real reviews (Utah sample), model {:?}, threads: candle default", reviews.len(), spec.as_deref().unwrap_or("embedded default"));
     let instruct = LocalParams { mode: Some(LabelMode::Instruct), ..Default::default() };
@@ -152,14 +156,7 @@ fn batch_main(args: &[String], at: usize) -> Result<()> {
     let n: usize = pos.first().map(|s| s.parse()).transpose()?.unwrap_or(32);
     let spec = pos.get(1).map(|s| s.to_string());
     let (instruct, llama) = (args.iter().any(|a| a == "--instruct"), args.iter().any(|a| a == "--llama"));
-    let df = load_df(format!("{UTAH}/review-Utah.sample.json"), format!("{UTAH}/meta-Utah.partial.json"))?.df;
-    let (all, _) = reviews_from_df(&df)?;
-    let reviews: Vec<ReviewInput> = sample_indices(all.len(), all.len(), 42)
-        .into_iter()
-        .map(|i| all[i].clone())
-        .filter(|r| !cheap_low_quality(&clean_review(&r.text)))
-        .take(n)
-        .collect();
+    let reviews = utah_reviews(n)?;
     let prompt = ModeratorPrompt::default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())).unwrap_or_default();
     println!(

@@ -8,7 +8,8 @@ ROOT/hub.json configures misbehaviour:
    "gated": ["org/name"],     # needs "Authorization: Bearer <token>": 401 without a token, 403 with another
    "cut_once": ["org/name/file"],  # the first full GET of this file sends half the bytes, then closes
    "corrupt": ["org/name/file"]}   # serves the file with one byte changed (the announced sha256 stays)
-Prints `READY <port>` once listening; logs one JSON line per request to ROOT/requests.log
+Prints `READY <port>` once listening; logs one JSON line per request to ROOT/requests.log (before the body
+is sent, so a client that has its response always finds its request in the log)
 (method, path, range, whether a valid token came: never the token itself).
 
 Endpoints (as huggingface.co answers them):
@@ -93,9 +94,9 @@ class Hub(BaseHTTPRequestHandler):
         self.send_header("X-Error-Message", message)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.log(status)
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.log(status)
 
     def check_repo(self, repo):
         """None when the request may see `repo`, else after answering the error."""
@@ -134,8 +135,9 @@ class Hub(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.log(200)
             self.wfile.write(body)
-            return self.log(200)
+            return
         if len(parts) >= 5 and parts[2] == "resolve":
             repo, rev, name = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
             repo_dir = self.check_repo(repo)
@@ -182,14 +184,14 @@ class Hub(BaseHTTPRequestHandler):
         cut = key in cfg.get("cut_once", []) and key not in CUT_DONE and len(body) > 1 and start == 0
         if cut:
             CUT_DONE.add(key)
+            self.log("cut")
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
-            self.log("cut")
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        self.wfile.write(body)
         self.log(206 if rng else 200)
+        self.wfile.write(body)
 
 
 def main():

@@ -69,16 +69,16 @@ class Api(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth == "Bearer " + KEY:
             return True
-        self.reply(401, {"error": {"message": f"Incorrect API key provided in header: {auth!r}", "type": "invalid_request_error"}})
         self.log(401)
+        self.reply(401, {"error": {"message": f"Incorrect API key provided in header: {auth!r}", "type": "invalid_request_error"}})
         return False
 
     def do_GET(self):
         if self.path != "/v1/models":
             return self.reply(404, {"error": "not found"})
         if self.authorized():
-            self.reply(200, {"object": "list", "data": [{"id": "gemma-3-12b-it", "object": "model"}]})
             self.log(200)
+            self.reply(200, {"object": "list", "data": [{"id": "gemma-3-12b-it", "object": "model"}]})
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
@@ -93,10 +93,11 @@ class Api(BaseHTTPRequestHandler):
             return self.reply(400, {"error": {"message": "model and a user message are required"}})
         review = user[-1]["content"].rsplit("Review text:", 1)[-1]
         content = json.dumps(answer_for(review))
+        # logged before the reply: a client that has its answer always finds its request in the log
+        self.log(200, {"response_format": (body.get("response_format") or {}).get("type")})
         self.reply(200, {"id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
                          "choices": [{"index": 0, "finish_reason": "stop",
                                       "message": {"role": "assistant", "content": content}}]})
-        self.log(200, {"response_format": (body.get("response_format") or {}).get("type")})
 
 
 def main():

@@ -45,6 +45,7 @@ pub mod text;
 pub mod linear;
 pub mod mem;
 pub mod output;
+pub mod interrupt;
 pub mod params;
 pub mod progress;
 pub mod rng;

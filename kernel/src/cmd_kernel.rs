@@ -26,7 +26,20 @@ pub fn early_hooks() {
             if let Err(e) = crate::runner::expose_toolchain_libs() {
                 eprintln!("revmod kernel: {e:#}");
             }
-            if let Err(e) = evcxr_jupyter::main() {
+            if std::env::var("REVMOD_KERNEL_IMPL").as_deref() == Ok("evcxr") {
+                // The stock evcxr_jupyter loop, kept only as the "before" side of
+                // kernel/tests/bench_kernel.py.
+                if let Err(e) = evcxr_jupyter::main() {
+                    eprintln!("revmod kernel (evcxr_jupyter): {e:#}");
+                    std::process::exit(1);
+                }
+                std::process::exit(0);
+            }
+            let Some(file) = std::env::args_os().nth(2) else {
+                eprintln!("revmod kernel: --control_file needs the connection file");
+                std::process::exit(2);
+            };
+            if let Err(e) = crate::jupyter::main(Path::new(&file)) {
                 eprintln!("revmod kernel: {e:#}");
                 std::process::exit(1);
             }
@@ -73,6 +86,10 @@ pub struct InstallArgs {
     /// Start a stock evcxr_jupyter binary instead of this binary's built-in kernel.
     #[arg(long, value_name = "PATH")]
     pub evcxr_jupyter: Option<PathBuf>,
+    /// Only write the kernelspec; do not build the support crate into the kernel's build cache
+    /// (the first kernel start then builds it, which takes minutes).
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 /// Runs `revmod kernel ...`.
@@ -81,9 +98,61 @@ pub fn run(a: KernelArgs) -> Result<()> {
         KernelCommand::Install(i) => {
             let dir = install(&i)?;
             println!("installed kernelspec `{}` in {}", i.name, dir.display());
+            if !i.no_build && i.evcxr_jupyter.is_none() {
+                #[cfg(feature = "notebook")]
+                warm(&dir.join("evcxr"))?;
+            }
             Ok(())
         }
     }
+}
+
+/// Builds the support crate the way the kernel loads it (`init.evcxr` + prelude in a build slot
+/// of `exec::default_build_root()`), so the first notebook starts in seconds: a kernel takes the
+/// first free slot, which is this one unless another notebook holds it.
+#[cfg(feature = "notebook")]
+fn warm(config_dir: &Path) -> Result<()> {
+    use crate::runner::exec::{default_build_root, Session};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    std::env::set_var("EVCXR_CONFIG_DIR", config_dir);
+    crate::runner::preflight()?;
+    crate::runner::expose_toolchain_libs()?;
+    let root = default_build_root();
+    println!(
+        "building the support crate for notebooks under {} (once; compiles polars for evcxr when its cache is cold) ...",
+        root.display()
+    );
+    let start = std::time::Instant::now();
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut next = 15;
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let secs = start.elapsed().as_secs();
+                if secs >= next {
+                    println!("  still building ... {secs} s");
+                    next += 15;
+                }
+            }
+        })
+    };
+    let cwd = std::env::current_dir()?;
+    let result = (|| -> Result<std::path::PathBuf> {
+        let mut s = Session::start_bare(&cwd, &root, None)?;
+        s.load_config()?;
+        let run = s.run_cell("let _revmod_warm = revmod::labels::LABELS.len();", None);
+        if let Some(f) = run.failure {
+            bail!("a first cell failed after loading the support crate: {}: {}", f.ename(), f.evalue());
+        }
+        Ok(s.build_dir.clone())
+    })();
+    done.store(true, Ordering::SeqCst);
+    let _ = ticker.join();
+    let dir = result.context("building the support crate for the kernel (skip with --no-build)")?;
+    println!("support crate ready for notebooks in {:.0} s (build folder {})", start.elapsed().as_secs_f64(), dir.display());
+    Ok(())
 }
 
 /// The Jupyter data folder for `--user`: $JUPYTER_DATA_DIR, else $XDG_DATA_HOME/jupyter, else

@@ -14,6 +14,8 @@ mod cmd_llm;
 mod cmd_run;
 mod cmd_train;
 mod runner;
+#[cfg(feature = "notebook")]
+mod jupyter;
 
 /// Google Maps review moderation: the TechJam 2025 notebook as software.
 #[derive(Parser)]

@@ -322,6 +322,8 @@ pub fn label_with_ckpt(
     let model = labeler.backend.model_id();
     let step = labeler.backend.preferred_batch().max(1);
     let mut parts_written = 0;
+    // Kernel > Interrupt (SIGINT) stops between reviews; finished parts stay saved.
+    let _interrupt = crate::interrupt::watch();
     for k in 0..n_parts {
         if done[k] {
             continue;
@@ -329,6 +331,16 @@ pub fn label_with_ckpt(
         let (lo, hi) = (k * part_size, ((k + 1) * part_size).min(reviews.len()));
         let mut records = Vec::with_capacity(hi - lo);
         for chunk in reviews[lo..hi].chunks(step) {
+            if crate::interrupt::requested() {
+                progress.finish();
+                let saved = parts_resumed + parts_written;
+                return Err(anyhow::Error::new(crate::interrupt::Interrupted {
+                    detail: format!(
+                        "label_with_ckpt: {saved} of {n_parts} parts are saved in {}; run the cell again to resume",
+                        dir.display()
+                    ),
+                }));
+            }
             records.extend(labeler.label(chunk));
             progress.advance(chunk.len() as u64);
         }

@@ -226,7 +226,14 @@ pub fn label_preview_seeded(df: &DataFrame, n: usize, seed: u64, labeler: &mut L
     let mut progress = Progress::new("label_preview", Unit::Reviews, Some(reviews.len() as u64), 0);
     let mut records = Vec::with_capacity(reviews.len());
     let step = labeler.backend.preferred_batch().max(1);
+    let _interrupt = crate::interrupt::watch();
     for chunk in reviews.chunks(step) {
+        if crate::interrupt::requested() {
+            progress.finish();
+            return Err(anyhow::Error::new(crate::interrupt::Interrupted {
+                detail: format!("label_preview stopped after {} of {} reviews (label_with_ckpt keeps parts)", records.len(), reviews.len()),
+            }));
+        }
         records.extend(labeler.label(chunk));
         progress.advance(chunk.len() as u64);
     }

@@ -6,9 +6,10 @@
 //! watchdog kills the evaluation process (and any cargo build we started) past the cell timeout.
 //!
 //! Reuse between runs: evcxr builds in a fixed folder (`EVCXR_TMPDIR`) outside any Cargo
-//! workspace, one slot per concurrent run (an exclusive lock file), so compiled dependencies stay
-//! warm and a re-run compiles only the cells.
+//! workspace, one locked slot per live session (see `slots`: a fresh slot starts as a copy of a
+//! warm one), so compiled dependencies stay warm and a re-run compiles only the cells.
 
+use super::slots::{self, Slot};
 use super::outputs::{panic_message, CellRun, Event, Failure};
 use super::proxy::{DISPLAY_PREFIX, EVENT_PREFIX, PROXY_ENV};
 use anyhow::{anyhow, Context, Result};
@@ -18,17 +19,39 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One raw line from the evaluation process.
-#[derive(Debug)]
-enum Line {
+#[derive(Debug, Clone)]
+pub enum Line {
+    /// A line on stdout (including the proxy's event and display lines).
     Out(String),
+    /// A line on stderr.
     Err(String),
 }
+
+impl Line {
+    /// True for the proxy's bookkeeping lines (events, display copies) and evcxr's display
+    /// framing, which are not printed output.
+    pub fn is_protocol(&self) -> bool {
+        match self {
+            Line::Out(l) => {
+                l.starts_with(EVENT_PREFIX)
+                    || l.starts_with(DISPLAY_PREFIX)
+                    || l.starts_with("EVCXR_")
+            }
+            Line::Err(_) => false,
+        }
+    }
+}
+
+/// Where a session copies its output lines as they arrive (the Jupyter kernel streams them to
+/// the cell while it runs; the headless runner only records them).
+pub type Tap = crossbeam_channel::Sender<Line>;
 
 /// A live evcxr session with its evaluation process.
 pub struct Session {
     ctx: evcxr::CommandContext,
     lines: Arc<Mutex<Vec<Line>>>,
-    _slot: SlotLock,
+    slot: Slot,
+    tap: Option<Tap>,
     /// The evcxr build folder used by this session.
     pub build_dir: PathBuf,
 }
@@ -49,28 +72,21 @@ pub fn default_build_root() -> PathBuf {
     cache.join("revmod").join("evcxr")
 }
 
-/// Holds the slot's exclusive lock until dropped (the file is never read, only kept open).
-struct SlotLock(#[allow(dead_code)] revmod::output::FileLock);
-
-/// Takes the first free build slot `root/slot-N` (exclusive flock), so concurrent runs never
-/// share evcxr's build folder.
-fn take_slot(root: &Path) -> Result<(PathBuf, SlotLock)> {
-    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    for n in 0..64 {
-        let dir = root.join(format!("slot-{n}"));
-        std::fs::create_dir_all(&dir)?;
-        if let Some(lock) = revmod::output::try_lock(&dir.join(".revmod-lock"))? {
-            return Ok((dir, SlotLock(lock)));
-        }
-    }
-    Err(anyhow!("all 64 evcxr build slots under {} are in use", root.display()))
-}
-
 impl Session {
     /// Starts evcxr with the notebook's folder as working directory, loading the user's evcxr
     /// configuration (`init.evcxr`, `prelude.rs`) as the Jupyter kernel does.
     pub fn start(notebook_dir: &Path, build_root: &Path) -> Result<Session> {
-        let (build_dir, slot) = take_slot(build_root)?;
+        let mut s = Session::start_bare(notebook_dir, build_root, None)?;
+        s.load_config()?;
+        Ok(s)
+    }
+
+    /// Starts evcxr without the user's configuration (fast: no `:dep` build yet); `tap`, when
+    /// given, receives every output line as it arrives. Call [`Session::load_config`] next.
+    pub fn start_bare(notebook_dir: &Path, build_root: &Path, tap: Option<Tap>) -> Result<Session> {
+        let slot = slots::take(build_root)?;
+        let build_dir = slot.dir.clone();
+        forget_cargo_package_env();
         // evcxr reads its build folder from the environment when it starts; the working folder
         // is inherited by the evaluation process, so relative `:dep` and data paths resolve
         // against the notebook's folder, as in JupyterLab.
@@ -82,18 +98,63 @@ impl Session {
         let (eval, outputs) = evcxr::EvalContext::with_subprocess_command(proxy)
             .map_err(|e| anyhow!("starting evcxr: {e}"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
-        spawn_drain(outputs.stdout, lines.clone(), Line::Out);
-        spawn_drain(outputs.stderr, lines.clone(), Line::Err);
+        spawn_drain(outputs.stdout, lines.clone(), Line::Out, tap.clone());
+        spawn_drain(outputs.stderr, lines.clone(), Line::Err, tap.clone());
         let mut ctx = evcxr::CommandContext::with_eval_context(eval);
-        // evcxr's compiled-dependency cache (keyed on the rustc command line with the build folder
-        // abstracted away) lets every build slot, the Jupyter kernel and later runs share one
-        // compile of each dependency (polars...). Size in MiB; REVMOD_EVCXR_CACHE_MB=0 turns it off.
-        let cache_mb = std::env::var("REVMOD_EVCXR_CACHE_MB").unwrap_or_else(|_| "4096".into());
-        ctx.execute(&format!(":cache {cache_mb}")).map_err(|e| anyhow!("turning on evcxr's cache: {e}"))?;
-        ctx.execute(":load_config --quiet").map_err(|e| anyhow!("loading evcxr config: {e}"))?;
-        let s = Session { ctx, lines, _slot: slot, build_dir };
+        // evcxr's own compiled-dependency cache stays off unless asked for (REVMOD_EVCXR_CACHE_MB):
+        // its keys hold the absolute OUT_DIR of build scripts, so it misses across slots and then
+        // stores a second copy; a fresh slot is seeded from a warm one instead (see `slots`).
+        if let Some(mb) = std::env::var("REVMOD_EVCXR_CACHE_MB").ok().filter(|v| !v.is_empty() && v != "0") {
+            ctx.execute(&format!(":cache {mb}")).map_err(|e| anyhow!("turning on evcxr's cache: {e}"))?;
+        }
+        let s = Session { ctx, lines, slot, build_dir, tap };
         s.take_lines();
         Ok(s)
+    }
+
+    /// Runs the user's evcxr configuration (`init.evcxr`: `:dep revmod`, then `prelude.rs`) from
+    /// `EVCXR_CONFIG_DIR`: this is where the support crate is built or loaded.
+    pub fn load_config(&mut self) -> Result<()> {
+        let tap = self.tap.clone();
+        let _build = self.slot.prepare(|note| {
+            let line = Line::Err(format!("revmod: {note}"));
+            match &tap {
+                Some(t) => drop(t.send(line)),
+                None => self.lines.lock().unwrap().push(line),
+            }
+        })?;
+        let r = self.ctx.execute(":load_config --quiet");
+        let lines = self.take_lines();
+        r.map_err(|e| {
+            let stderr: Vec<&str> =
+                lines.iter().filter_map(|l| if let Line::Err(s) = l { Some(s.as_str()) } else { None }).collect();
+            let tail = stderr[stderr.len().saturating_sub(20)..].join("\n");
+            anyhow!("loading evcxr config (init.evcxr, prelude.rs): {e}\n{tail}")
+        })?;
+        self.slot.mark_warm()
+    }
+
+    /// The evaluation process (our proxy); evcxr swaps the child inside when it restarts it.
+    pub fn process_handle(&self) -> Arc<Mutex<std::process::Child>> {
+        self.ctx.process_handle()
+    }
+
+    /// The cell line a panic location (`src/lib.rs:L:C` of evcxr's generated crate) points to:
+    /// 1-based line number in `source` and its text, when the generated line is found in the cell.
+    pub fn panic_cell_line(&self, panic: &str, source: &str) -> Option<(usize, String)> {
+        let loc = panic.split("panicked at ").nth(1)?;
+        let rest = loc.strip_prefix("src/lib.rs:")?;
+        let line: usize = rest.split(':').next()?.parse().ok()?;
+        let generated = std::fs::read_to_string(self.build_dir.join("src/lib.rs")).ok()?;
+        let text = generated.lines().nth(line.checked_sub(1)?)?.trim();
+        if text.is_empty() {
+            return None;
+        }
+        source
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.trim() == text)
+            .map(|(i, l)| (i + 1, l.trim().to_owned()))
     }
 
     fn take_lines(&self) -> Vec<Line> {
@@ -180,6 +241,11 @@ impl Session {
             }),
             Err(e) => Some(Failure::Evcxr { message: e.to_string() }),
         };
+        // A cell that compiled and ran leaves the slot's build consistent (a notebook's own
+        // `:dep` makes the slot warm here when the configuration loaded nothing).
+        if run.failure.is_none() && !self.slot.is_warm() {
+            let _ = self.slot.mark_warm();
+        }
         run
     }
 
@@ -200,6 +266,25 @@ impl Session {
     }
 }
 
+/// Removes the variables cargo sets for the package it builds or tests (CARGO_MANIFEST_DIR,
+/// CARGO_PKG_*, ...), so evcxr's cargo, started from this process, does not inherit them when the
+/// runner or kernel runs under `cargo test` or `cargo run`: build scripts of the support crate's
+/// dependencies watch some of them (`rerun-if-env-changed`) and would run again, and the slot would
+/// no longer be fresh for a kernel started by JupyterLab.
+fn forget_cargo_package_env() {
+    const EXACT: &[&str] = &[
+        "CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_MANIFEST_LINKS", "CARGO_CRATE_NAME", "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR",
+    ];
+    const PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_CFG_"];
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if EXACT.contains(&k) || PREFIXES.iter().any(|p| k.starts_with(p)) {
+            std::env::remove_var(k);
+        }
+    }
+}
+
 /// Drains one evcxr output channel into the shared line list. The lock is held across the
 /// receive so that once evcxr reports the channel empty, taking the lock guarantees every
 /// received line is already in the list.
@@ -207,11 +292,18 @@ fn spawn_drain(
     rx: crossbeam_channel::Receiver<String>,
     lines: Arc<Mutex<Vec<Line>>>,
     wrap: fn(String) -> Line,
+    tap: Option<Tap>,
 ) {
     std::thread::spawn(move || loop {
         let mut guard = lines.lock().unwrap();
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(l) => guard.push(wrap(l)),
+            Ok(l) => {
+                let line = wrap(l);
+                if let Some(t) = &tap {
+                    let _ = t.send(line.clone());
+                }
+                guard.push(line)
+            }
             Err(e) if e.is_timeout() => {
                 drop(guard);
                 std::thread::sleep(Duration::from_millis(1));
@@ -228,7 +320,7 @@ fn compile_message(e: &evcxr::CompilationError) -> String {
 
 /// Kills the cargo builds this process started (children named `cargo`), so a timeout during a
 /// long `:dep` build does not leave it running.
-fn kill_child_builds() {
+pub fn kill_child_builds() {
     let me = std::process::id().to_string();
     let Ok(dir) = std::fs::read_dir("/proc") else { return };
     for entry in dir.flatten() {

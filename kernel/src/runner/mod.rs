@@ -14,6 +14,8 @@ pub mod params;
 pub mod proxy;
 #[cfg(feature = "notebook")]
 pub mod exec;
+#[cfg(feature = "notebook")]
+pub mod slots;
 
 use anyhow::{bail, Context, Result};
 use notebook::{cell_kind, cell_source, cell_tags, first_heading, CellKind, Notebook};

@@ -31,6 +31,31 @@ pub fn run() -> ! {
     std::process::exit(code)
 }
 
+static CHILD_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let pid = CHILD_PID.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+}
+
+/// The kernel interrupts a cell by sending SIGINT to this proxy (the process evcxr knows); it is
+/// passed on to the runtime that runs the cell, where the support crate's `interrupt::watch`
+/// turns it into a flag (or, outside a watch, it ends the runtime).
+fn forward_sigint_to(pid: i32) {
+    CHILD_PID.store(pid, std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: installs an async-signal-safe handler (an atomic load and kill).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+    }
+}
+
 fn relay() -> anyhow::Result<i32> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -52,6 +77,7 @@ fn relay() -> anyhow::Result<i32> {
         });
     }
     let mut child = cmd.spawn()?;
+    forward_sigint_to(child.id() as i32);
     let mut child_in = child.stdin.take().expect("piped");
     let child_out = child.stdout.take().expect("piped");
 

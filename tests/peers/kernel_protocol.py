@@ -1,0 +1,137 @@
+"""The revmod Jupyter kernel at the protocol level, driven by jupyter_client as JupyterLab's server drives it.
+
+Usage: python3 kernel_protocol.py KERNEL_NAME   (JUPYTER_PATH must reach the kernelspec)
+
+Checks, each with the message that fails it:
+  - kernel_info is answered within Jupyter's 60 s startup wait (the support crate loads after the reply);
+  - a small cell returns its value; variables live across cells;
+  - a panic, an Err through `?` and a compile error are `error` replies with ename/evalue/traceback, the
+    panic's traceback names the cell line and has no backtrace (RUST_BACKTRACE unset);
+  - cells queued behind a failing one (Run All) are `aborted`; variables of earlier cells survive;
+  - Kernel > Interrupt (interrupt_request): a cell that watches `revmod::interrupt` stops cleanly and keeps
+    its variables; a cell that ignores it is ended after the grace period with an `Interrupted` error, and
+    the kernel runs the next cell;
+  - output streams while a cell runs (a line printed before a pause arrives before the reply).
+Prints one JSON line with the measured times.
+"""
+import json
+import sys
+import time
+
+from jupyter_client import KernelManager
+
+
+def collect(kc, msg_id, timeout):
+    """iopub messages of one request until its idle status, then its shell reply."""
+    out = {"stdout": "", "stderr": "", "data": {}, "error": None, "first_stream_at": None}
+    t0 = time.time()
+    while True:
+        left = timeout - (time.time() - t0)
+        assert left > 0, f"no idle status for {msg_id} in {timeout} s: {out}"
+        m = kc.get_iopub_msg(timeout=left)
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        t, c = m["msg_type"], m["content"]
+        if t == "stream":
+            out[c["name"]] += c["text"]
+            if out["first_stream_at"] is None:
+                out["first_stream_at"] = time.time()
+        elif t in ("execute_result", "display_data"):
+            out["data"].update(c["data"])
+        elif t == "error":
+            out["error"] = c
+        elif t == "status" and c["execution_state"] == "idle":
+            break
+    while True:
+        r = kc.get_shell_msg(timeout=timeout)
+        if r["parent_header"].get("msg_id") == msg_id:
+            out["reply"] = r["content"]
+            out["replied_at"] = time.time()
+            return out
+
+
+def run(kc, code, timeout=600):
+    return collect(kc, kc.execute(code), timeout)
+
+
+def main():
+    name = sys.argv[1]
+    res = {}
+    km = KernelManager(kernel_name=name)
+    t0 = time.time()
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        res["kernel_info_s"] = round(time.time() - t0, 2)
+
+        r = run(kc, "let x = 40 + 2;\nx", 1800)
+        assert r["reply"]["status"] == "ok", r
+        assert r["data"].get("text/plain") == "42", r
+        res["first_result_s"] = round(time.time() - t0, 2)
+
+        # A panic: error reply, cell line named, no backtrace; the queued cell behind it is aborted.
+        p = kc.execute("let v: Vec<u32> = Vec::new();\nlet first = v[x as usize];\nfirst")
+        q = kc.execute("let never = 1;\nnever")
+        r = collect(kc, p, 600)
+        assert r["reply"]["status"] == "error", r
+        assert r["reply"]["ename"] == "Panic" and r["error"]["ename"] == "Panic", r
+        tb = "\n".join(r["reply"]["traceback"])
+        assert "index out of bounds" in tb and "at cell line 2" in tb, tb
+        assert "stack backtrace" not in tb, "no backtrace unless RUST_BACKTRACE asks: " + tb
+        assert "panicked at" not in r["stderr"], "the panic report is in the error, not also in stderr: " + r["stderr"]
+        r = collect(kc, q, 600)
+        assert r["reply"]["status"] == "aborted", r
+        r = run(kc, "x + 1")
+        assert r["reply"]["status"] == "ok" and r["data"].get("text/plain") == "43", f"variables survive a panic: {r}"
+
+        # An Err through `?` and a compile error.
+        r = run(kc, 'let n: i32 = "seven".parse()?;\nn')
+        assert r["reply"]["status"] == "error" and r["reply"]["ename"] == "Err", r
+        text = r["reply"]["evalue"] + "\n".join(r["reply"]["traceback"])
+        assert "InvalidDigit" in text or "invalid digit" in text, r
+        r = run(kc, 'let s: i32 = "text";')
+        assert r["reply"]["status"] == "error" and r["reply"]["ename"] == "CompilationError", r
+        assert "mismatched types" in "\n".join(r["reply"]["traceback"]), r
+
+        # Output streams while the cell runs.
+        r = run(kc, 'eprintln!("started"); std::thread::sleep(std::time::Duration::from_secs(3)); 1')
+        assert "started" in r["stderr"], r
+        res["stream_lead_s"] = round(r["replied_at"] - r["first_stream_at"], 2)
+        assert res["stream_lead_s"] >= 2.0, f"stderr came only with the reply: {res}"
+
+        # Interrupt a cell that watches for it (as labeling does): it stops, variables stay.
+        msg = kc.execute(
+            "let stopped = {\n    let _w = revmod::interrupt::watch();\n    let mut ticks = 0u64;\n"
+            "    while !revmod::interrupt::requested() { std::thread::sleep(std::time::Duration::from_millis(50)); ticks += 1; }\n"
+            '    format!("stopped after {} ticks", ticks)\n};\nstopped')
+        time.sleep(3)
+        ti = time.time()
+        km.interrupt_kernel()
+        r = collect(kc, msg, 120)
+        res["interrupt_watched_s"] = round(r["replied_at"] - ti, 2)
+        assert r["reply"]["status"] == "ok" and "stopped after" in r["data"].get("text/plain", ""), r
+        assert res["interrupt_watched_s"] < 10, res
+        r = run(kc, "x + 2")
+        assert r["data"].get("text/plain") == "44", f"variables survive a watched interrupt: {r}"
+
+        # Interrupt a cell that ignores it: ended after the grace period, the kernel goes on.
+        msg = kc.execute("std::thread::sleep(std::time::Duration::from_secs(120));\n1")
+        time.sleep(3)
+        ti = time.time()
+        km.interrupt_kernel()
+        r = collect(kc, msg, 120)
+        res["interrupt_ignored_s"] = round(r["replied_at"] - ti, 2)
+        assert r["reply"]["status"] == "error" and r["reply"]["ename"] == "Interrupted", r
+        assert "variables of earlier cells are lost" in r["reply"]["evalue"], r
+        r = run(kc, "2 + 3")
+        assert r["reply"]["status"] == "ok" and r["data"].get("text/plain") == "5", f"the kernel runs on: {r}"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -100,6 +100,6 @@ fn fit(a: &[String]) -> Result<()> {
     }
     let probe = fit_probe(layer, &feats, &truth, &[2, 3], l2)?;
     std::fs::write(&a[5], probe.to_text())?;
-    println!("fitted on {} reviews: heads for {:?}, fingerprint {}, written to {}", feats.len(), probe.heads.iter().map(|h| revmod::labels::LABELS[h.label]).collect::<Vec<_>>(), probe.fingerprint(), a[5]);
+    println!("fitted on {} reviews: heads for {:?}, fingerprint {}, written to {}", feats.len(), probe.heads.iter().map(|h| revmod::moderation::LABELS[h.label]).collect::<Vec<_>>(), probe.fingerprint(), a[5]);
     Ok(())
 }

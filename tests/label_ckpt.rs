@@ -16,7 +16,7 @@ use revmod::label::{
     label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelBackend, Labeler, ModeratorPrompt, RawOutput,
     ReviewInput, RulesBackend,
 };
-use revmod::labels::LABEL_COLUMNS;
+use revmod::moderation::LABEL_COLUMNS;
 
 const UTAH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/google-local-utah");
 

@@ -208,7 +208,7 @@ pub fn label_eval(a: LabelEvalArgs) -> Result<()> {
 }
 
 fn write_dump(path: &std::path::Path, gold: &revmod::label::eval::Gold, records: &[revmod::label::LabelRecord]) -> Result<()> {
-    use revmod::labels::LABELS;
+    use revmod::moderation::LABELS;
     use revmod::polars::prelude::*;
     let n = records.len();
     let mut cols = vec![Column::new("text".into(), gold.reviews.iter().map(|r| r.text.as_str()).collect::<Vec<_>>())];
@@ -253,7 +253,7 @@ pub fn label_calibrate(a: LabelCalibrateArgs) -> Result<()> {
     use revmod::label::guard::{cheap_low_quality, clean_review};
     use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
     use revmod::label::prompt::prepare_text;
-    use revmod::labels::LABELS;
+    use revmod::moderation::LABELS;
     let gold = read_gold(&a.gold)?;
     let n = a.limit.unwrap_or(usize::MAX).min(gold.reviews.len());
     let params = LocalParams { mode: Some(LabelMode::FewShot), ..Default::default() };

@@ -392,7 +392,7 @@ fn review_text(kind: Kind, b: &Business, r: &mut Rng) -> (Option<String>, i64) {
     }
 }
 
-/// The gold values a kind implies, in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam);
+/// The gold values a kind implies, in `moderation::LABELS` order (relevant, ads, irrelevant, non_visit, spam);
 /// None where the kind does not decide (an ad may or may not also describe a visit).
 pub fn kind_truth(kind: Kind) -> Option<[Option<bool>; 5]> {
     let (f, t) = (Some(false), Some(true));

@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use super::{LabelRecord, Labeler, ReviewInput};
-use crate::labels::{LABELS, LABEL_COLUMNS};
+use crate::moderation::{LABELS, LABEL_COLUMNS};
 
 /// A gold file: the reviews and, per review and label, the gold value (None: not labeled).
 #[derive(Clone, Debug)]
@@ -26,7 +26,7 @@ pub struct Gold {
     pub path: PathBuf,
     /// The reviews, in file order.
     pub reviews: Vec<ReviewInput>,
-    /// Gold values in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
+    /// Gold values in `moderation::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
     pub truth: Vec<[Option<bool>; 5]>,
     /// Labels without a column in the file (skipped).
     pub missing: Vec<&'static str>,
@@ -125,7 +125,7 @@ pub fn read_gold(path: impl AsRef<Path>) -> Result<Gold> {
 /// Agreement on one label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelScore {
-    /// Label name (`labels::LABELS`).
+    /// Label name (`moderation::LABELS`).
     pub label: &'static str,
     /// Rows with a gold value for this label.
     pub rows: usize,

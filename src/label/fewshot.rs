@@ -51,7 +51,7 @@ pub const FEWSHOT_VERSION: &str = "fewshot-v2";
 /// model; the verdict of a review is in its first lines, and prefill is the scorer's whole cost).
 pub const FEWSHOT_MAX_CHARS: usize = 400;
 
-/// The question lines, in the order they are asked, with the index of their label in `labels::LABELS`
+/// The question lines, in the order they are asked, with the index of their label in `moderation::LABELS`
 /// (relevant, ads, irrelevant, non_visit, spam).
 ///
 /// The order matters to a 270M model: the first questions after the review read it best (the log-odds of
@@ -109,7 +109,7 @@ pub const EXAMPLES: &[Example] = &[
 ];
 
 impl Example {
-    /// The answer for a label index of `labels::LABELS` (relevant, ads, irrelevant, non_visit, spam).
+    /// The answer for a label index of `moderation::LABELS` (relevant, ads, irrelevant, non_visit, spam).
     pub fn answer(&self, label: usize) -> bool {
         match label {
             0 => self.answers[4],
@@ -183,7 +183,7 @@ impl FewShotTokens {
 }
 
 /// Scores one review whose block tokens are `review`, with the model's context already at the end of the page
-/// (`tokens.prefix`). Returns the five log-odds in `labels::LABELS` order and the number of tokens fed.
+/// (`tokens.prefix`). Returns the five log-odds in `moderation::LABELS` order and the number of tokens fed.
 pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &[u32]) -> Result<([f32; 5], usize)> {
     let mut feed: Vec<u32> = review.to_vec();
     feed.extend(&tokens.first_question);
@@ -234,12 +234,12 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// How log-odds and rule hits become probabilities (see the module doc), per label in `labels::LABELS` order:
+/// How log-odds and rule hits become probabilities (see the module doc), per label in `moderation::LABELS` order:
 /// `p_model_k = sigmoid(bias_k + sum_j weights_k[j] * log_odds_j)`, a small logistic layer over all five
 /// answers (the relevance answer helps tell off-topic text, for instance), joined with the rules by noisy-OR.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
-    /// Weights of the five log-odds (`labels::LABELS` order) in each label's logit.
+    /// Weights of the five log-odds (`moderation::LABELS` order) in each label's logit.
     pub weights: [[f32; 5]; 5],
     /// Intercept of each label's logit (it places the label's decision threshold at p = 0.5).
     pub bias: [f32; 5],
@@ -309,7 +309,7 @@ impl Default for Calibration {
 /// The labels of one review from the few-shot scorer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FewShotVerdict {
-    /// Probabilities in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
+    /// Probabilities in `moderation::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
     pub probs: [f32; 5],
     /// Flags in the same order (relevant already excludes irrelevant and spam).
     pub flags: [bool; 5],
@@ -341,7 +341,7 @@ impl Calibration {
     }
 }
 
-/// The rule hits of a verdict in `labels::LABELS` order (relevant never has one).
+/// The rule hits of a verdict in `moderation::LABELS` order (relevant never has one).
 pub fn rule_hits(rules: &RulesVerdict) -> [bool; 5] {
     [
         false,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame, DataType};
 
 use super::{LabelRecord, ReviewInput};
-use crate::labels::{Label, LABEL_COLUMNS};
+use crate::moderation::{Label, LABEL_COLUMNS};
 use crate::rng::SplitMix64;
 
 /// The seed's sampling seed (`random_state=42`).
@@ -128,7 +128,7 @@ pub fn records_to_frame(
 pub struct LabelSummary {
     /// Rows labeled.
     pub rows: usize,
-    /// Positives per label column (`labels::LABEL_COLUMNS` order).
+    /// Positives per label column (`moderation::LABEL_COLUMNS` order).
     pub positives: [usize; 5],
     /// Rows with parse_success = 1.
     pub parsed: usize,

@@ -261,7 +261,7 @@ impl LocalGemmaBackend {
         self.mode
     }
 
-    /// Few-shot mode: the five log-odds (`labels::LABELS` order) of one review, the page's KV cache reused.
+    /// Few-shot mode: the five log-odds (`moderation::LABELS` order) of one review, the page's KV cache reused.
     /// `review.text` should already be cleaned by the guard.
     pub fn fewshot_log_odds(&mut self, review: &ReviewInput, max_chars: usize) -> Result<[f32; 5]> {
         let Some((tokens, _)) = self.fewshot.as_ref() else { anyhow::bail!("the backend is not in few-shot mode") };

@@ -34,7 +34,7 @@ pub struct ParsedLabels {
 }
 
 impl ParsedLabels {
-    /// The five label values in the order of `labels::LABEL_COLUMNS`.
+    /// The five label values in the order of `moderation::LABEL_COLUMNS`.
     pub fn flags(&self) -> [bool; 5] {
         [self.is_relevant, self.ads, self.irrelevant, self.non_visit, self.spam]
     }

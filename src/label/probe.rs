@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::labels::LABELS;
+use crate::moderation::LABELS;
 
 /// Version of the probe's text format.
 pub const PROBE_FORMAT: &str = "revmod-probe-v1";
@@ -29,7 +29,7 @@ const EMBEDDED_PROBE: &str = include_str!("probe-gemma3-270m.txt");
 /// One probed label's logistic layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeHead {
-    /// Index of the label in `labels::LABELS`.
+    /// Index of the label in `moderation::LABELS`.
     pub label: usize,
     /// Intercept.
     pub bias: f32,

@@ -148,7 +148,7 @@ pub fn labeled_frame(reviews: &[Review], spam_rows: usize) -> DataFrame {
         Column::new("text".into(), reviews.iter().map(|r| r.text.clone()).collect::<Vec<_>>()),
         Column::new("rating".into(), reviews.iter().map(|r| r.rating).collect::<Vec<_>>()),
     ];
-    for (j, name) in revmod::labels::LABEL_COLUMNS.iter().enumerate() {
+    for (j, name) in revmod::moderation::LABEL_COLUMNS.iter().enumerate() {
         cols.push(Column::new((*name).into(), labels.iter().map(|l| l[j] as i32).collect::<Vec<_>>()));
     }
     DataFrame::new(reviews.len(), cols).unwrap()

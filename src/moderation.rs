@@ -1,5 +1,6 @@
-//! The five moderation labels ([`Label`]: name, target column, labeler column, display name), the reading
-//! of their 0/1 columns, and the one interface every fitted scorer offers.
+//! The five moderation labels and the scorer interface: [`Label`] (name, target column, labeler column,
+//! display name), [`PerLabel`] (one value per label), the reading of their 0/1 columns, and [`Scorer`], the
+//! one interface every fitted model offers. (The labeler that writes these columns is [`crate::label`].)
 //!
 //! Shared vocabulary between steps: labeling (step 8) writes the `is_*` columns, `split` (step 9) turns
 //! them into `y_*` targets, `train_baseline` (step 10) fits one model per label, and `error_analysis`,

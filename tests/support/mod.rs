@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: the Python peers (`python()`, `peer()`), the real review texts of
 //! ../shared/data/reviews-40k (with labels derived from them, or with their policy violation flag), CSV
-//! reading and the crate's seeded RNG.
+//! reading and the crate's seeded RNG. `toy_step.rs` beside it (the toy step model of the constrained-decoding
+//! tests) is included on its own by `#[path]`, so those tests do not build these helpers.
 #![allow(dead_code)]
 
 use std::collections::HashMap;

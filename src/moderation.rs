@@ -97,14 +97,31 @@ impl std::fmt::Display for Label {
 
 /// One value per label (a review's probabilities, flags or counts), indexed by [`Label`]: `probs[Label::Ads]`.
 /// Stored in [`Label::ALL`] order; derefs to that array (and takes a position, `probs[1]`) for code that walks
-/// the five columns in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// the five columns in order. Its `Debug` is the array's (`[0.1, 0.9, ...]`): the few-shot labeler's settings
+/// string, which checkpoints compare, prints its calibration that way.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerLabel<T>(pub [T; 5]);
 
+impl<T: std::fmt::Debug> std::fmt::Debug for PerLabel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 impl<T> PerLabel<T> {
+    /// The value `f(label)` for each label.
+    pub fn from_fn(f: impl FnMut(Label) -> T) -> Self {
+        PerLabel(Label::ALL.map(f))
+    }
+
     /// Each label with its value, in [`Label::ALL`] order.
     pub fn by_label(&self) -> impl Iterator<Item = (Label, &T)> {
         Label::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// `f` applied to every label's value (a per-label value of another type).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerLabel<U> {
+        PerLabel(self.0.map(f))
     }
 }
 
@@ -118,6 +135,12 @@ impl<T> std::ops::Index<Label> for PerLabel<T> {
     type Output = T;
     fn index(&self, label: Label) -> &T {
         &self.0[label as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Label> for PerLabel<T> {
+    fn index_mut(&mut self, label: Label) -> &mut T {
+        &mut self.0[label as usize]
     }
 }
 

@@ -226,3 +226,21 @@ pub trait Scorer: Send + Sync {
     /// Probability of the positive class for every text (rows) and label (columns).
     fn predict_proba(&self, texts: &[&str]) -> ndarray::Array2<f64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_label_is_indexed_by_label_and_prints_as_its_array() {
+        let mut p = PerLabel([0.5f32, 0.25, 0.125, 1.0, 0.0]);
+        assert_eq!((p[Label::Ads], p[Label::NonVisit]), (0.25, 1.0));
+        p[Label::Spam] = 0.75;
+        assert_eq!(p[4], 0.75, "positions follow Label::ALL");
+        assert_eq!(PerLabel::from_fn(|l| l.name()).0, LABELS);
+        // the labeler's settings string (compared by checkpoints) prints calibrations with {:?}
+        let a = [[1.5f32, -2.0, 0.0, 3.25, 1e-3]; 5];
+        assert_eq!(format!("{:?}", PerLabel(a.map(PerLabel))), format!("{a:?}"));
+        assert_eq!(format!("{:.3?}", PerLabel([Some(0.5f64), None, None, None, None])), "[Some(0.500), None, None, None, None]");
+    }
+}

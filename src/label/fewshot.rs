@@ -464,6 +464,15 @@ mod tests {
     }
 
     #[test]
+    fn example_answers_belong_to_their_labels() {
+        // the table's columns: advertisement, off-topic, never visited, spam, about this place
+        let (taqueria, barber, park, dentist, lube) = (EXAMPLES[0], EXAMPLES[1], EXAMPLES[3], EXAMPLES[4], EXAMPLES[7]);
+        assert_eq!(taqueria.answers, PerLabel([true, false, false, false, false]));
+        assert_eq!(barber.answers, PerLabel([false, true, false, false, false]));
+        assert!(park.answer(Label::Irrelevant) && dentist.answer(Label::NonVisit) && lube.answer(Label::Spam));
+    }
+
+    #[test]
     fn fit_separates_and_uses_other_answers() {
         // irrelevant is told apart only by the relevance answer (low) in these rows
         let lo: Vec<PerLabel<f32>> = (0..40)

@@ -21,6 +21,7 @@ use revmod::label::probe::fit_probe;
 use revmod::label::prompt::prepare_text;
 use revmod::label::rules::RulesBackend;
 use revmod::label::ReviewInput;
+use revmod::moderation::{Label, PerLabel};
 
 fn main() -> Result<()> {
     let a: Vec<String> = std::env::args().collect();
@@ -88,7 +89,7 @@ fn fit(a: &[String]) -> Result<()> {
         if f[1] == "1" {
             continue; // guarded: the model never sees it
         }
-        let t: [Option<bool>; 5] = std::array::from_fn(|k| match f[2 + k] {
+        let t = PerLabel::from_fn(|l| match f[2 + l as usize] {
             "" => None,
             v => Some(v == "1"),
         });
@@ -98,8 +99,8 @@ fn fit(a: &[String]) -> Result<()> {
         feats.push(x[at * d..(at + 1) * d].to_vec());
         truth.push(t);
     }
-    let probe = fit_probe(layer, &feats, &truth, &[2, 3], l2)?;
+    let probe = fit_probe(layer, &feats, &truth, &[Label::Irrelevant, Label::NonVisit], l2)?;
     std::fs::write(&a[5], probe.to_text())?;
-    println!("fitted on {} reviews: heads for {:?}, fingerprint {}, written to {}", feats.len(), probe.heads.iter().map(|h| revmod::labels::LABELS[h.label]).collect::<Vec<_>>(), probe.fingerprint(), a[5]);
+    println!("fitted on {} reviews: heads for {:?}, fingerprint {}, written to {}", feats.len(), probe.heads.iter().map(|h| h.label.name()).collect::<Vec<_>>(), probe.fingerprint(), a[5]);
     Ok(())
 }

@@ -529,7 +529,7 @@ md("step-13", r"""
 **What.** `score_all(&model, &frame, &params)` (`revmod::score::score_all`, `src/score/mod.rs`) adds, for
 every label, `p_<label>` (probability) and `<label>` (1 when `p` reaches the calibrated threshold) to any
 table with a `text` column; here three texts written by hand. The model is used through the `Scorer`
-trait (`src/labels.rs`: probabilities and thresholds), the one interface steps 11-14 need.
+trait (`src/moderation.rs`: probabilities and thresholds), the one interface steps 11-14 need.
 
 **Why.** Try the model on inputs you control before trusting it with all the data.
 
@@ -635,7 +635,7 @@ md("step-18", r"""
 
 **What.** The 5 reviews most confidently flagged as rants without a visit. The model's label is
 `non_visit`; the labeler's column is `is_rant_without_visit` and the prompt's violation `NON_VISIT_RANT`
-(the names are defined once, in `src/labels.rs`).
+(the names are defined once, in `src/moderation.rs`).
 
 **Why.** This policy needs the most judgment: a complaint is fine when the writer was there.
 

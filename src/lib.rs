@@ -19,11 +19,14 @@
 //! Data flows as values: each function takes what it needs and returns a value the next cell uses, and
 //! writes its files where the seed wrote them (under the run's OUT_DIR) so a run can resume from any
 //! step. Displays ([`show`]) are values too: the same value prints in the CLI and renders as HTML/SVG in
-//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. Two support
-//! modules serve several steps: [`mem`], the huge-page tables that scoring's random lookups need, and
-//! [`output`], the one writer of every parquet and CSV file (readable by pandas, pyarrow, DuckDB and
-//! polars; `docs/outputs.md` lists the files), which writes every file atomically. [`rng`] is the one seeded
-//! random number generator, [`progress`] the one progress count of the long steps.
+//! JupyterLab through evcxr. Math (TF-IDF, solver, split, PR curve) is kept apart from I/O. The steps share
+//! one vocabulary, [`moderation`]: the five moderation labels ([`moderation::Label`], [`moderation::PerLabel`])
+//! and the [`moderation::Scorer`] interface of every fitted model (not to be confused with [`label`], the
+//! language-model labeler of steps 6-8). Two support modules serve several steps: [`mem`], the huge-page
+//! tables that scoring's random lookups need, and [`output`], the one writer of every parquet and CSV file
+//! (readable by pandas, pyarrow, DuckDB and polars; `docs/outputs.md` lists the files), which writes every
+//! file atomically. [`rng`] is the one seeded random number generator, [`progress`] the one progress count of
+//! the long steps.
 //!
 //! The library never prints: warnings are values in what a step returns (`CkptRun::warnings`,
 //! `Preview::warnings`, `ErrorAnalysis::warnings`, ...), and progress is drawn only by a drawer the caller
@@ -36,7 +39,11 @@
 pub use polars;
 
 pub mod config;
-pub mod labels;
+pub mod moderation;
+/// The old name of [`moderation`] (before it was told apart from [`label`], the labeler): kept, hidden, so
+/// that user notebooks written against `revmod::labels::...` still compile. New code uses `moderation`.
+#[doc(hidden)]
+pub use moderation as labels;
 pub mod data;
 pub mod show;
 
@@ -60,7 +67,7 @@ pub mod prelude {
     pub use polars::prelude::{DataFrame, Series, Column, DataType};
     pub use crate::config::{mount, Config};
     pub use crate::data::{load_df, write_sample, LoadReport, Loaded, SampleParams};
-    pub use crate::labels::{Label, Scorer, LABELS, TARGETS, LABEL_COLUMNS};
+    pub use crate::moderation::{Label, Scorer, LABELS, TARGETS, LABEL_COLUMNS};
     pub use crate::show::{DataFrameShow, Html, Many, Show, Svg, Table};
     pub use crate::eval::{calibrate, error_analysis, CalibrateParams, Calibration, ErrorAnalysis, ErrorAnalysisParams};
     pub use crate::score::{examples_per_label, label_distribution, label_examples, score_all, LabelDistribution, ScoreParams, ScoreSummary, Scored};

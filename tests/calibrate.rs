@@ -111,7 +111,7 @@ fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
 #[test]
 fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     use revmod::eval::{calibrate, frame};
-    use revmod::labels::Scorer;
+    use revmod::moderation::Scorer;
     let (mut model, ml) = trained();
     let on = calibrate(&model, &ml.df, &CalibrateParams::default()).unwrap();
     let off = calibrate(&model, &ml.df, &CalibrateParams { guard: false, ..CalibrateParams::default() }).unwrap();
@@ -120,7 +120,7 @@ fn calibrate_a_trained_baseline_guard_on_and_off_and_persist_thresholds() {
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let p = model.predict_proba(&frame::take(&texts, &val));
     for (j, l) in on.labels.iter().enumerate() {
-        let y = frame::take(&revmod::labels::target_column(&ml.df, revmod::labels::Label::target_of(&l.label).unwrap()).unwrap(), &val);
+        let y = frame::take(&revmod::moderation::target_column(&ml.df, revmod::moderation::Label::target_of(&l.label).unwrap()).unwrap(), &val);
         assert_eq!(on.curves[j], pr_curve(&y, &p.column(j).to_vec()).unwrap(), "{}", l.label);
         assert_eq!(l.old_threshold, model.thresholds()[j]);
         // Guard off = the seed: argmax F1 everywhere. Guard on: same unless the guard objects.

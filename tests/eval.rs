@@ -12,7 +12,7 @@ use revmod::eval::{pr_curve, Counts};
 #[path = "support/mod.rs"]
 mod support;
 use support::{nb_scores, python, read_csv, violations};
-use revmod::labels::{target_column, Label};
+use revmod::moderation::{target_column, Label};
 use revmod::split::Part;
 
 fn write_f64(path: &Path, v: &[f64]) {
@@ -114,7 +114,7 @@ fn trained() -> (revmod::train::Baseline, revmod::split::MlReady) {
 #[test]
 fn pr_curve_equals_scikit_learn_on_a_trained_baselines_validation_probabilities() {
     use revmod::eval::frame;
-    use revmod::labels::Scorer;
+    use revmod::moderation::Scorer;
     let (model, ml) = trained();
     let (texts, _) = frame::texts(&ml.df, "text").unwrap();
     let mut cases = Vec::new();
@@ -132,7 +132,7 @@ fn pr_curve_equals_scikit_learn_on_a_trained_baselines_validation_probabilities(
 #[test]
 fn error_analysis_metrics_and_misclassified_files() {
     use revmod::eval::{error_analysis, frame, ErrorAnalysisParams};
-    use revmod::labels::Scorer;
+    use revmod::moderation::Scorer;
     let (model, ml) = trained();
     let params = ErrorAnalysisParams { top_k: 50, ..ErrorAnalysisParams::default() };
     let ea = error_analysis(&model, &ml.df, &params).unwrap();

@@ -9,6 +9,8 @@
 
 #[path = "llm_support/tiny.rs"]
 mod tiny;
+#[path = "support/toy_step.rs"]
+mod toy_step;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +21,7 @@ use revmod::label::constrained::{decode_constrained, decode_constrained_batch, A
 use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
 use revmod::label::{label_with_ckpt, CkptOptions, LabelBackend, Labeler, ModeratorPrompt, ReviewInput};
 use revmod::llm::{self, Gemma3Model, KvSnapshot};
+use toy_step::Toy;
 
 const UTAH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/google-local-utah");
 
@@ -140,40 +143,7 @@ fn forward_batch_rejects_bad_input() {
     let _ = std::fs::remove_dir_all(&t.dir);
 }
 
-/// A toy model with seeded random logits over a schema-friendly vocabulary (as tests/label_constrained.rs).
-#[derive(Clone)]
-struct Toy {
-    ctx: Vec<u32>,
-    vocab: usize,
-    seed: u64,
-    truncates: usize,
-}
-
-impl StepModel for Toy {
-    fn feed(&mut self, t: &[u32]) -> anyhow::Result<Vec<f32>> {
-        self.ctx.extend_from_slice(t);
-        let mut h = self.seed;
-        for &x in &self.ctx {
-            h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
-        }
-        Ok((0..self.vocab)
-            .map(|i| {
-                let mut z = h.wrapping_add(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                z ^= z >> 29;
-                (z % 1000) as f32 / 100.0
-            })
-            .collect())
-    }
-    fn context_len(&self) -> usize {
-        self.ctx.len()
-    }
-    fn truncate(&mut self, len: usize) -> anyhow::Result<()> {
-        self.truncates += 1;
-        self.ctx.truncate(len);
-        Ok(())
-    }
-}
-
+/// Several toys ([`Toy`], tests/support/toy_step.rs) decoded in lockstep; `.1` counts the batched feeds.
 struct Toys(Vec<Toy>, usize);
 
 impl BatchStepModel for Toys {
@@ -203,7 +173,7 @@ fn lockstep_constrained_decoding_gives_the_one_at_a_time_answers() {
     let mut masks = TokenMasks::new(AnswerGrammar { max_rationale: 40 }, &vocab).unwrap();
     let mut lookaheads = 0;
     for round in 0..8u64 {
-        let toys: Vec<Toy> = (0..5).map(|i| Toy { ctx: vec![1, 2, 3], vocab: vocab.len(), seed: round * 31 + i, truncates: 0 }).collect();
+        let toys: Vec<Toy> = (0..5).map(|i| Toy::plain(vocab.len(), round * 31 + i)).collect();
         let prompts: Vec<Vec<u32>> = (0..5).map(|i| (0..(i as u32 % 3)).map(|k| 40 + k).collect()).collect();
         let budget = if round % 2 == 0 { 60 } else { 9 }; // an odd round runs out of steps
         let single: Vec<_> = toys

@@ -16,7 +16,7 @@ use revmod::label::{
     label_preview, label_with_ckpt, CkptOptions, CkptRun, LabelBackend, Labeler, ModeratorPrompt, RawOutput,
     ReviewInput, RulesBackend,
 };
-use revmod::labels::LABEL_COLUMNS;
+use revmod::moderation::LABEL_COLUMNS;
 
 const UTAH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/google-local-utah");
 
@@ -170,7 +170,7 @@ fn layout_columns_and_resume_without_relabeling() {
     assert_eq!(backend, "rules-only");
     assert_eq!(run.summary.rows, n);
     // the real data has null texts: the guard labels them spam without a call
-    assert!(run.summary.guarded > 0 && run.summary.positives[4] >= run.summary.guarded);
+    assert!(run.summary.guarded > 0 && run.summary.positives[revmod::moderation::Label::Spam] >= run.summary.guarded);
     // second run: everything resumed, nothing relabeled, same table
     let again = label_with_ckpt(&df, 150, 40, &ckpt, &mut Labeler::rules(), &CkptOptions::default()).unwrap();
     assert_eq!((again.parts_resumed, again.parts_written), (4, 0));

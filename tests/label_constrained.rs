@@ -5,38 +5,12 @@
 //! the state machine and the token masks without a model file; `real_model_*` runs the real Gemma-3 270M
 //! (skipped with a message when scripts/setup-model has not installed it).
 
-use revmod::label::constrained::{decode_constrained, AnswerGrammar, Pos, StepModel, TokenMasks};
+#[path = "support/toy_step.rs"]
+mod toy_step;
+
+use revmod::label::constrained::{decode_constrained, AnswerGrammar, Pos, TokenMasks};
 use revmod::label::parser::parse_output;
-
-struct Toy {
-    ctx: Vec<u32>,
-    bias: Vec<f32>,
-    seed: u64,
-}
-
-impl StepModel for Toy {
-    fn feed(&mut self, t: &[u32]) -> anyhow::Result<Vec<f32>> {
-        self.ctx.extend_from_slice(t);
-        let mut h = self.seed;
-        for &x in &self.ctx {
-            h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
-        }
-        Ok((0..self.bias.len())
-            .map(|i| {
-                let mut z = h.wrapping_add(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                z ^= z >> 29;
-                (z % 1000) as f32 / 100.0 + self.bias[i]
-            })
-            .collect())
-    }
-    fn context_len(&self) -> usize {
-        self.ctx.len()
-    }
-    fn truncate(&mut self, len: usize) -> anyhow::Result<()> {
-        self.ctx.truncate(len);
-        Ok(())
-    }
-}
+use toy_step::Toy;
 
 fn toy_vocab() -> Vec<Option<Vec<u8>>> {
     let mut v: Vec<Option<Vec<u8>>> = (0x20u8..=0x7e).map(|c| Some(vec![c])).collect();
@@ -68,7 +42,7 @@ fn toy_model_answers_always_parse_even_when_it_wants_xml() {
     let mut seen_viol = [false; 4];
     for seed in 0..2000u64 {
         let bias = if seed % 2 == 0 { hostile.clone() } else { vec![0.0; vocab.len()] };
-        let mut m = Toy { ctx: vec![1, 2, 3], bias, seed };
+        let mut m = Toy::new(bias, seed);
         let budget = 3 + (seed as usize % 60);
         let a = decode_constrained(&mut m, &mut masks, &[4, 5], budget).unwrap();
         let p = parse_output(&a.text);

@@ -4,6 +4,7 @@
 use revmod::data::{write_sample, SampleParams};
 use revmod::label::eval::{agreement, compare_labeled, label_eval, label_eval_file, read_gold};
 use revmod::label::{label_with_ckpt, CkptOptions, Labeler};
+use revmod::moderation::{Label, PerLabel};
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("revmod-label-eval-{}-{name}", std::process::id()));
@@ -26,8 +27,8 @@ fn gold_file_reads_labels_unknowns_and_skips_missing_columns() {
     assert_eq!(g.reviews.len(), 3);
     assert_eq!(g.reviews[2].text, "Nice, \"quoted\" place");
     assert_eq!(g.reviews[0].business_name, "Bob's");
-    assert_eq!(g.truth[0], [Some(false), Some(true), None, None, None]);
-    assert_eq!(g.truth[2][1], None, "an empty cell is unknown");
+    assert_eq!(g.truth[0], PerLabel([Some(false), Some(true), None, None, None]));
+    assert_eq!(g.truth[2][Label::Ads], None, "an empty cell is unknown");
     assert_eq!(g.missing, vec!["irrelevant", "non_visit", "spam"]);
     let ev = label_eval_file(&p, &mut Labeler::rules()).unwrap();
     let ads = ev.get("ads").unwrap();
@@ -64,15 +65,15 @@ fn malformed_gold_files_get_clear_errors() {
 
 #[test]
 fn agreement_of_perfect_constant_and_inverted_labelers() {
-    let truth: Vec<[Option<bool>; 5]> = (0..20).map(|i| [Some(i % 4 != 0), Some(i % 4 == 0), None, None, None]).collect();
-    let perfect: Vec<[bool; 5]> = truth.iter().map(|t| [t[0].unwrap(), t[1].unwrap(), false, false, false]).collect();
+    let truth: Vec<PerLabel<Option<bool>>> = (0..20).map(|i| PerLabel([Some(i % 4 != 0), Some(i % 4 == 0), None, None, None])).collect();
+    let perfect: Vec<PerLabel<bool>> = truth.iter().map(|t| PerLabel([t[Label::Relevant].unwrap(), t[Label::Ads].unwrap(), false, false, false])).collect();
     let s = agreement(&perfect, &truth);
     assert!(s.iter().all(|x| x.f1 == 1.0 && (x.flag_rate - x.true_rate).abs() < 1e-12));
-    let constant = vec![[true, false, false, false, false]; 20];
+    let constant = vec![PerLabel([true, false, false, false, false]); 20];
     let s = agreement(&constant, &truth);
     assert_eq!(s[1].f1, 0.0);
     assert!((s[0].precision - 0.75).abs() < 1e-12 && s[0].recall == 1.0);
-    let inverted: Vec<[bool; 5]> = perfect.iter().map(|p| [!p[0], !p[1], false, false, false]).collect();
+    let inverted: Vec<PerLabel<bool>> = perfect.iter().map(|p| PerLabel([!p[Label::Relevant], !p[Label::Ads], false, false, false])).collect();
     assert!(agreement(&inverted, &truth).iter().all(|x| x.f1 == 0.0));
 }
 
@@ -85,7 +86,7 @@ fn sample_truth_is_a_gold_file_and_measures_step_8() {
     let truth_path = s.truth_path.clone().expect("truth file written");
     let gold = read_gold(&truth_path).unwrap();
     assert!(gold.missing.is_empty());
-    let ads: usize = gold.truth.iter().filter(|t| t[1] == Some(true)).count();
+    let ads: usize = gold.truth.iter().filter(|t| t[Label::Ads] == Some(true)).count();
     let kinds_ads = s.kinds.iter().find(|(k, _)| format!("{k:?}") == "Ad").unwrap().1;
     assert_eq!(ads, kinds_ads, "one truth row per generated ad");
     let (ev, _) = label_eval(&gold, &mut Labeler::rules()).unwrap();

@@ -10,6 +10,7 @@ use revmod::label::eval::{label_eval, read_gold, Gold};
 use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
 use revmod::label::backend::LabelBackend;
 use revmod::label::{Labeler, ReviewInput};
+use revmod::moderation::{Label, PerLabel};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
 
@@ -52,7 +53,7 @@ fn utah_gold() -> Gold {
         }
         let (name, category) = meta.get(v["gmap_id"].as_str().unwrap_or_default()).cloned().unwrap_or_default();
         gold.reviews.push(ReviewInput { text: text.into(), business_name: name, category });
-        gold.truth.push([Some(label == "Yes"), Some(label.contains("advertisement")), None, None, None]);
+        gold.truth.push(PerLabel([Some(label == "Yes"), Some(label.contains("advertisement")), None, None, None]));
     }
     gold
 }
@@ -118,12 +119,12 @@ fn default_labeler_reads_the_text() {
         "My son just got his driver's license today, so proud of him!",
     ];
     let score = |b: &mut LocalGemmaBackend, t: &str| b.fewshot_log_odds(&r(t), 400).unwrap();
-    let g: Vec<[f32; 5]> = genuine.iter().map(|t| score(&mut b, t)).collect();
-    let a: Vec<[f32; 5]> = ads.iter().map(|t| score(&mut b, t)).collect();
-    let o: Vec<[f32; 5]> = off.iter().map(|t| score(&mut b, t)).collect();
+    let g: Vec<PerLabel<f32>> = genuine.iter().map(|t| score(&mut b, t)).collect();
+    let a: Vec<PerLabel<f32>> = ads.iter().map(|t| score(&mut b, t)).collect();
+    let o: Vec<PerLabel<f32>> = off.iter().map(|t| score(&mut b, t)).collect();
     // not constant: the scores move with the text
-    let all: Vec<&[f32; 5]> = g.iter().chain(&a).chain(&o).collect();
-    for k in 0..5 {
+    let all: Vec<&PerLabel<f32>> = g.iter().chain(&a).chain(&o).collect();
+    for k in Label::ALL {
         let (lo, hi) = all.iter().fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(x[k]), h.max(x[k])));
         assert!(hi - lo > 0.1, "label {k}: log-odds barely move with the text ({lo}..{hi})");
     }
@@ -131,9 +132,9 @@ fn default_labeler_reads_the_text() {
     // relevance than off-topic ones. The 270M's own ads answer moves only a little (measured: mean log-odds
     // -2.63 for these ads against -2.99 for the genuine reviews; the rules catch most ads, README), so this
     // compares means, with a margin under the measured 0.36.
-    let mean = |v: &[[f32; 5]], k: usize| v.iter().map(|x| x[k]).sum::<f32>() / v.len() as f32;
-    assert!(mean(&a, 1) > mean(&g, 1) + 0.2, "ads {a:?} vs genuine {g:?}");
-    assert!(mean(&g, 0) > mean(&o, 0), "relevance: genuine {g:?} vs off-topic {o:?}");
+    let mean = |v: &[PerLabel<f32>], k: Label| v.iter().map(|x| x[k]).sum::<f32>() / v.len() as f32;
+    assert!(mean(&a, Label::Ads) > mean(&g, Label::Ads) + 0.2, "ads {a:?} vs genuine {g:?}");
+    assert!(mean(&g, Label::Relevant) > mean(&o, Label::Relevant), "relevance: genuine {g:?} vs off-topic {o:?}");
     // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)
     assert_eq!(score(&mut b, genuine[0]), g[0]);
     // the whole labeler (answers + hidden-state probe + rules): off-topic posts score higher on irrelevant
@@ -141,9 +142,10 @@ fn default_labeler_reads_the_text() {
     assert!(b.probe().is_some(), "the embedded model gets the embedded probe");
     let prompt = revmod::label::ModeratorPrompt::default();
     let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).map(|t| r(t)).collect();
-    let probs: Vec<[f32; 5]> = b.answer(&prompt, &inputs).into_iter().map(|o| *o.unwrap().probs.unwrap()).collect();
+    let probs: Vec<PerLabel<f32>> = b.answer(&prompt, &inputs).into_iter().map(|o| o.unwrap().probs.unwrap()).collect();
     let (pg, po) = (&probs[..genuine.len()], &probs[genuine.len()..]);
-    let max_g = pg.iter().map(|p| p[2]).fold(0f32, f32::max);
-    assert!(po.iter().all(|p| p[2] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");
-    assert!(po.iter().any(|p| p[2] >= 0.5) && pg.iter().all(|p| p[2] < 0.5), "off-topic {po:?} genuine {pg:?}");
+    let irr = Label::Irrelevant;
+    let max_g = pg.iter().map(|p| p[irr]).fold(0f32, f32::max);
+    assert!(po.iter().all(|p| p[irr] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");
+    assert!(po.iter().any(|p| p[irr] >= 0.5) && pg.iter().all(|p| p[irr] < 0.5), "off-topic {po:?} genuine {pg:?}");
 }

@@ -6,7 +6,7 @@ use polars::prelude::*;
 use revmod::config::Config;
 use revmod::data::{write_sample, SampleParams};
 use revmod::eval::{calibrate, error_analysis, CalibrateParams, ErrorAnalysisParams};
-use revmod::labels::Scorer;
+use revmod::moderation::Scorer;
 use revmod::linear::{LogRegError, LogRegParams};
 use revmod::params::ParamError;
 use revmod::score::{score_all, score_files, ScoreFiles, ScoreParams};

@@ -9,7 +9,7 @@ use polars::prelude::*;
 #[path = "support/mod.rs"]
 mod support;
 
-use revmod::labels::{Scorer, LABELS};
+use revmod::moderation::{Scorer, LABELS};
 use revmod::score::{
     examples_per_label, label_distribution, label_examples, score_all, score_files, score_stream, ScoreFiles,
     ScoreParams, Scored, ScoredFiles,

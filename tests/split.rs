@@ -4,7 +4,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use revmod::labels::{LABELS, TARGETS};
+use revmod::moderation::{LABELS, TARGETS};
 use revmod::split::iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
 use revmod::split::{split, MlReady, Part, SplitParams};
 use serde_json::json;

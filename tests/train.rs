@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::OnceLock;
 
-use revmod::labels::{Scorer, LABELS};
+use revmod::moderation::{Scorer, LABELS};
 use revmod::split::{split, MlReady, Part, SplitParams};
 use revmod::train::{artifacts, train_baseline, Baseline, BaselineParams, LabelModel, Metrics, Trained};
 use serde_json::json;

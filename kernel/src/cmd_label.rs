@@ -208,14 +208,14 @@ pub fn label_eval(a: LabelEvalArgs) -> Result<()> {
 }
 
 fn write_dump(path: &std::path::Path, gold: &revmod::label::eval::Gold, records: &[revmod::label::LabelRecord]) -> Result<()> {
-    use revmod::labels::LABELS;
+    use revmod::moderation::Label;
     use revmod::polars::prelude::*;
     let n = records.len();
     let mut cols = vec![Column::new("text".into(), gold.reviews.iter().map(|r| r.text.as_str()).collect::<Vec<_>>())];
-    for (k, l) in LABELS.iter().enumerate() {
-        cols.push(Column::new(format!("gold_{l}").into(), gold.truth.iter().map(|t| t[k].map(i32::from)).collect::<Vec<_>>()));
-        cols.push(Column::new(format!("pred_{l}").into(), records.iter().map(|r| i32::from(r.labels.flags()[k])).collect::<Vec<_>>()));
-        cols.push(Column::new(format!("p_{l}").into(), records.iter().map(|r| r.probs.map(|p| p[k])).collect::<Vec<_>>()));
+    for l in Label::ALL {
+        cols.push(Column::new(format!("gold_{l}").into(), gold.truth.iter().map(|t| t[l].map(i32::from)).collect::<Vec<_>>()));
+        cols.push(Column::new(format!("pred_{l}").into(), records.iter().map(|r| i32::from(r.labels.flags()[l])).collect::<Vec<_>>()));
+        cols.push(Column::new(format!("p_{l}").into(), records.iter().map(|r| r.probs.map(|p| p[l])).collect::<Vec<_>>()));
     }
     cols.push(Column::new("guarded".into(), records.iter().map(|r| i32::from(r.guarded)).collect::<Vec<_>>()));
     cols.push(Column::new("raw".into(), records.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>()));
@@ -253,7 +253,7 @@ pub fn label_calibrate(a: LabelCalibrateArgs) -> Result<()> {
     use revmod::label::guard::{cheap_low_quality, clean_review};
     use revmod::label::local::{LabelMode, LocalGemmaBackend, LocalParams};
     use revmod::label::prompt::prepare_text;
-    use revmod::labels::LABELS;
+    use revmod::moderation::Label;
     let gold = read_gold(&a.gold)?;
     let n = a.limit.unwrap_or(usize::MAX).min(gold.reviews.len());
     let params = LocalParams { mode: Some(LabelMode::FewShot), ..Default::default() };
@@ -279,27 +279,27 @@ pub fn label_calibrate(a: LabelCalibrateArgs) -> Result<()> {
     if let Some(path) = &a.rates_from {
         use revmod::label::fewshot::{positive_rates, shift_to_rates};
         let all = read_gold(path)?;
-        let unguarded: Vec<[Option<bool>; 5]> =
+        let unguarded: Vec<_> =
             all.reviews.iter().zip(&all.truth).filter(|(r, _)| !cheap_low_quality(&clean_review(&r.text))).map(|(_, t)| *t).collect();
         let (from, to) = (positive_rates(&truth), positive_rates(&unguarded));
         println!("label rates: fitting rows {from:.3?}, {} {to:.3?}", path.display());
         shift_to_rates(&mut fitted, &from, &to);
     }
     println!("{} reviews scored (guarded ones left out) in {:.1} s", lo.len(), t0.elapsed().as_secs_f64());
-    for (k, l) in LABELS.iter().enumerate() {
-        match f1[k] {
-            Some(f) => println!("{l:<10} bias {:+.3} weights {:?}  F1 on these rows (model alone) {f:.3}", fitted.bias[k], fitted.weights[k]),
-            None => println!("{l:<10} not fitted (no positives or no negatives with gold)"),
+    for l in Label::ALL {
+        match f1[l] {
+            Some(f) => println!("{:<10} bias {:+.3} weights {:?}  F1 on these rows (model alone) {f:.3}", l.name(), fitted.bias[l], fitted.weights[l]),
+            None => println!("{:<10} not fitted (no positives or no negatives with gold)", l.name()),
         }
     }
     println!("{fitted:?}");
     if let Some(path) = &a.dump {
         use revmod::polars::prelude::*;
         let mut cols = vec![Column::new("text".into(), texts)];
-        for (k, l) in LABELS.iter().enumerate() {
-            cols.push(Column::new(format!("lo_{l}").into(), lo.iter().map(|x| x[k]).collect::<Vec<f32>>()));
-            cols.push(Column::new(format!("rule_{l}").into(), hits.iter().map(|x| i32::from(x[k])).collect::<Vec<_>>()));
-            cols.push(Column::new(format!("gold_{l}").into(), truth.iter().map(|x| x[k].map(i32::from)).collect::<Vec<_>>()));
+        for l in Label::ALL {
+            cols.push(Column::new(format!("lo_{l}").into(), lo.iter().map(|x| x[l]).collect::<Vec<f32>>()));
+            cols.push(Column::new(format!("rule_{l}").into(), hits.iter().map(|x| i32::from(x[l])).collect::<Vec<_>>()));
+            cols.push(Column::new(format!("gold_{l}").into(), truth.iter().map(|x| x[l].map(i32::from)).collect::<Vec<_>>()));
         }
         let mut df = DataFrame::new(lo.len(), cols)?;
         let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

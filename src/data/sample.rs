@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
+use crate::moderation::PerLabel;
 use crate::rng::SplitMix64;
 
 /// What to generate.
@@ -392,18 +393,19 @@ fn review_text(kind: Kind, b: &Business, r: &mut Rng) -> (Option<String>, i64) {
     }
 }
 
-/// The gold values a kind implies, in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam);
-/// None where the kind does not decide (an ad may or may not also describe a visit).
-pub fn kind_truth(kind: Kind) -> Option<[Option<bool>; 5]> {
+/// The gold values a kind implies, per label; None where the kind does not decide (an ad may or may not also
+/// describe a visit). None for a kind without a text.
+pub fn kind_truth(kind: Kind) -> Option<PerLabel<Option<bool>>> {
     let (f, t) = (Some(false), Some(true));
-    Some(match kind {
+    // relevant, ads, irrelevant, non_visit, spam ([`Label::ALL`](crate::moderation::Label::ALL) order)
+    Some(PerLabel(match kind {
         Kind::Relevant | Kind::Translated => [t, f, f, f, f],
         Kind::Ad => [None, t, f, f, f],
         Kind::Irrelevant => [f, f, t, f, f],
         Kind::NonVisitRant => [f, f, f, t, f],
         Kind::Spam => [f, f, f, f, t],
         Kind::NullText => return None,
-    })
+    }))
 }
 
 /// Appends one CSV row of the truth file.
@@ -412,7 +414,7 @@ fn truth_row(out: &mut String, text: &str, kind: Kind) {
     out.push('"');
     out.push_str(&text.replace('"', "\"\""));
     out.push('"');
-    for v in t {
+    for v in t.0 {
         out.push(',');
         if let Some(b) = v {
             out.push(if b { '1' } else { '0' });

@@ -17,7 +17,7 @@ use polars::prelude::{df, DataFrame};
 use super::frame;
 use super::metrics::Counts;
 use super::pr::{pr_curve, BestF1, PrCurve};
-use crate::labels::{target_column, Label, Scorer};
+use crate::moderation::{target_column, Label, Scorer};
 use crate::split::Part;
 use crate::params::{self, ParamError};
 

@@ -9,7 +9,7 @@ use polars::prelude::{df, DataFrame};
 
 use super::frame;
 use super::metrics::Counts;
-use crate::labels::{target_column, Label, Scorer};
+use crate::moderation::{target_column, Label, Scorer};
 use crate::split::Part;
 use crate::params::ParamError;
 use crate::show::{DataFrameShow, Many, Text};

@@ -1,5 +1,5 @@
 //! Reading the ML-ready frame (`text`, `split`) into plain vectors for the math, with errors that name the
-//! column and row instead of silently dropping bad values (the `y_*` targets: [`crate::labels::target_column`]).
+//! column and row instead of silently dropping bad values (the `y_*` targets: [`crate::moderation::target_column`]).
 
 use anyhow::{Context, Result};
 use polars::prelude::DataFrame;

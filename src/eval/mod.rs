@@ -1,4 +1,4 @@
-//! Steps 11-12: evaluation of a fitted [`Scorer`](crate::labels::Scorer) on the ML-ready frame.
+//! Steps 11-12: evaluation of a fitted [`Scorer`](crate::moderation::Scorer) on the ML-ready frame.
 //!
 //! - [`metrics`]: confusion counts, precision / recall / F1 / support (pure).
 //! - [`pr`]: the precision-recall curve with scikit-learn's semantics and the argmax-F1 point (pure).

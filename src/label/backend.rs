@@ -5,7 +5,7 @@
 //! every backend's output goes through the same seed semantics and lands in the same columns.
 
 use super::{ModeratorPrompt, ReviewInput};
-use crate::labels::PerLabel;
+use crate::moderation::PerLabel;
 
 /// What a backend returns for one review.
 #[derive(Clone, Debug, Default, PartialEq)]

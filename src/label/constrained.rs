@@ -25,6 +25,7 @@ use std::sync::Arc;
 use anyhow::{ensure, Result};
 
 use super::parser::VIOLATIONS;
+use crate::moderation::PerLabel;
 
 /// What the constrained decoder needs from a language model with a KV cache.
 pub trait StepModel {
@@ -351,8 +352,8 @@ impl TokenMasks {
 pub struct ConstrainedAnswer {
     /// The answer text (always parses).
     pub text: String,
-    /// Per-label probabilities, `LABEL_COLUMNS` order.
-    pub probs: [f32; 5],
+    /// Probability per label.
+    pub probs: PerLabel<f32>,
     /// Decode steps spent (model calls after the prompt).
     pub steps: usize,
 }
@@ -470,7 +471,7 @@ impl ConstrainedRun {
     pub fn finish(self) -> ConstrainedAnswer {
         let text = String::from_utf8(self.text).expect("the schema is ASCII");
         let m = self.miss;
-        ConstrainedAnswer { text, probs: [self.p_rel.unwrap_or(0.0), 1.0 - m[0], 1.0 - m[1], 1.0 - m[2], 1.0 - m[3]], steps: self.steps }
+        ConstrainedAnswer { text, probs: PerLabel([self.p_rel.unwrap_or(0.0), 1.0 - m[0], 1.0 - m[1], 1.0 - m[2], 1.0 - m[3]]), steps: self.steps }
     }
 
     fn step(&mut self, masks: &mut TokenMasks, logits: Vec<f32>, lookahead: Option<[f32; 4]>) -> Result<Request> {

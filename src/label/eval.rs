@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use super::{LabelRecord, Labeler, ReviewInput};
-use crate::labels::{LABELS, LABEL_COLUMNS};
+use crate::moderation::{Label, PerLabel, LABELS};
 
 /// A gold file: the reviews and, per review and label, the gold value (None: not labeled).
 #[derive(Clone, Debug)]
@@ -26,15 +26,15 @@ pub struct Gold {
     pub path: PathBuf,
     /// The reviews, in file order.
     pub reviews: Vec<ReviewInput>,
-    /// Gold values in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
-    pub truth: Vec<[Option<bool>; 5]>,
+    /// Gold values per review and label (`truth[i][Label::Ads]`; None: not labeled).
+    pub truth: Vec<PerLabel<Option<bool>>>,
     /// Labels without a column in the file (skipped).
     pub missing: Vec<&'static str>,
 }
 
 impl Gold {
     /// Keeps the rows for which `keep(row index, review, truth)` is true (the order is kept).
-    pub fn retain(&mut self, mut keep: impl FnMut(usize, &ReviewInput, &[Option<bool>; 5]) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, &ReviewInput, &PerLabel<Option<bool>>) -> bool) {
         let keep: Vec<bool> = self.reviews.iter().zip(&self.truth).enumerate().map(|(i, (r, t))| keep(i, r, t)).collect();
         let mut k = keep.iter();
         self.reviews.retain(|_| *k.next().unwrap_or(&false));
@@ -91,22 +91,23 @@ pub fn read_gold(path: impl AsRef<Path>) -> Result<Gold> {
     let name = col("business_name")?;
     let category = col("category")?;
     let n = text.len();
-    let mut truth = vec![[None; 5]; n];
+    let mut truth = vec![PerLabel::<Option<bool>>::default(); n];
     let mut missing = Vec::new();
-    for (k, label) in LABELS.iter().enumerate() {
+    for l in Label::ALL {
+        let label = l.name();
         let values = match col(label)? {
             Some(v) => v,
-            None => match col(LABEL_COLUMNS[k])? {
+            None => match col(l.labeler_column())? {
                 Some(v) => v,
                 None => {
-                    missing.push(*label);
+                    missing.push(label);
                     continue;
                 }
             },
         };
         for (i, v) in values.iter().enumerate() {
             let v = v.as_deref().unwrap_or("");
-            truth[i][k] = parse_gold_value(v).ok_or_else(|| {
+            truth[i][l] = parse_gold_value(v).ok_or_else(|| {
                 anyhow::anyhow!("gold file {}: data row {}: column `{label}`: {v:?} is not 0 or 1 (or empty for unknown)", path.display(), i + 1)
             })?;
         }
@@ -125,7 +126,7 @@ pub fn read_gold(path: impl AsRef<Path>) -> Result<Gold> {
 /// Agreement on one label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabelScore {
-    /// Label name (`labels::LABELS`).
+    /// Label name (`moderation::LABELS`).
     pub label: &'static str,
     /// Rows with a gold value for this label.
     pub rows: usize,
@@ -149,17 +150,17 @@ pub struct LabelScore {
 
 /// Per-label agreement of predicted flags with gold values (rows whose gold value is None are left out for
 /// that label). Labels without any gold value are not returned.
-pub fn agreement(pred: &[[bool; 5]], truth: &[[Option<bool>; 5]]) -> Vec<LabelScore> {
+pub fn agreement(pred: &[PerLabel<bool>], truth: &[PerLabel<Option<bool>>]) -> Vec<LabelScore> {
     assert_eq!(pred.len(), truth.len(), "one prediction per gold row");
     let mut out = Vec::new();
-    for (k, label) in LABELS.iter().enumerate() {
+    for l in Label::ALL {
         let (mut rows, mut support, mut flagged, mut tp) = (0, 0, 0, 0);
         for (p, t) in pred.iter().zip(truth) {
-            let Some(t) = t[k] else { continue };
+            let Some(t) = t[l] else { continue };
             rows += 1;
             support += usize::from(t);
-            flagged += usize::from(p[k]);
-            tp += usize::from(t && p[k]);
+            flagged += usize::from(p[l]);
+            tp += usize::from(t && p[l]);
         }
         if rows == 0 {
             continue;
@@ -168,7 +169,7 @@ pub fn agreement(pred: &[[bool; 5]], truth: &[[Option<bool>; 5]]) -> Vec<LabelSc
         let (precision, recall) = (ratio(tp, flagged), ratio(tp, support));
         let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
         out.push(LabelScore {
-            label,
+            label: l.name(),
             rows,
             support,
             flagged,
@@ -256,7 +257,7 @@ pub fn label_eval(gold: &Gold, labeler: &mut Labeler) -> Result<(LabelEval, Vec<
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
-    let pred: Vec<[bool; 5]> = records.iter().map(|r| r.labels.flags()).collect();
+    let pred: Vec<PerLabel<bool>> = records.iter().map(|r| r.labels.flags()).collect();
     let eval = LabelEval {
         source: gold.path.display().to_string(),
         labeler: labeler.labeler_id(),
@@ -277,21 +278,22 @@ pub fn label_eval_file(path: impl AsRef<Path>, labeler: &mut Labeler) -> Result<
 /// different gold values) are left out. The walkthrough uses it with the sample generator's truth file.
 pub fn compare_labeled(labeled: &DataFrame, gold: &Gold, labeler: &str) -> Result<LabelEval> {
     use std::collections::HashMap;
-    let mut by_text: HashMap<&str, Option<[Option<bool>; 5]>> = HashMap::new();
+    let mut by_text: HashMap<&str, Option<PerLabel<Option<bool>>>> = HashMap::new();
     for (r, t) in gold.reviews.iter().zip(&gold.truth) {
         by_text.entry(r.text.as_str()).and_modify(|e| if e.as_ref() != Some(t) { *e = None }).or_insert(Some(*t));
     }
     let texts = anyhow::Context::context(labeled.column("text"), "the labeled table has no `text` column")?.cast(&DataType::String)?;
     let texts = texts.str()?;
     let mut cols = Vec::new();
-    for c in LABEL_COLUMNS {
+    for l in Label::ALL {
+        let c = l.labeler_column();
         let v = anyhow::Context::with_context(labeled.column(c), || format!("the labeled table has no `{c}` column"))?.cast(&DataType::Int64)?;
         cols.push(v.i64()?.clone());
     }
     let (mut pred, mut truth) = (Vec::new(), Vec::new());
     for i in 0..labeled.height() {
         let Some(Some(t)) = texts.get(i).and_then(|s| by_text.get(s)) else { continue };
-        let p: [bool; 5] = std::array::from_fn(|k| cols[k].get(i).unwrap_or(0) != 0);
+        let p = PerLabel::from_fn(|l| cols[l as usize].get(i).unwrap_or(0) != 0);
         pred.push(p);
         truth.push(*t);
     }
@@ -310,9 +312,9 @@ mod tests {
 
     #[test]
     fn agreement_counts() {
-        let t = |r: Option<bool>, a: Option<bool>| [r, a, None, Some(false), None];
+        let t = |r: Option<bool>, a: Option<bool>| PerLabel([r, a, None, Some(false), None]);
         let truth = vec![t(Some(true), Some(true)), t(Some(true), Some(false)), t(Some(false), Some(true)), t(None, Some(false))];
-        let pred = vec![[true, true, false, false, false], [true, true, false, false, false], [true, false, false, false, false], [false; 5]];
+        let pred = [[true, true, false, false, false], [true, true, false, false, false], [true, false, false, false, false], [false; 5]].map(PerLabel);
         let s = agreement(&pred, &truth);
         assert_eq!(s.iter().map(|x| x.label).collect::<Vec<_>>(), ["relevant", "ads", "non_visit"]);
         let ads = &s[1];

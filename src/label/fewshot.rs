@@ -43,6 +43,7 @@ use super::prompt::prepare_text;
 use super::rules::RulesVerdict;
 use super::ReviewInput;
 use crate::llm::tokenizer::Tokenizer;
+use crate::moderation::{Label, PerLabel};
 
 /// Version of the few-shot page and calibration (part of the labeler's settings, so checkpoints notice a change).
 pub const FEWSHOT_VERSION: &str = "fewshot-v2";
@@ -51,21 +52,25 @@ pub const FEWSHOT_VERSION: &str = "fewshot-v2";
 /// model; the verdict of a review is in its first lines, and prefill is the scorer's whole cost).
 pub const FEWSHOT_MAX_CHARS: usize = 400;
 
-/// The question lines, in the order they are asked, with the index of their label in `labels::LABELS`
-/// (relevant, ads, irrelevant, non_visit, spam).
+/// The question lines, in the order they are asked, with the label each one answers.
 ///
 /// The order matters to a 270M model: the first questions after the review read it best (the log-odds of
 /// later ones lean on the earlier answers). On a 70-review development subset, "About this place" first and
 /// "Something else" second separated relevant (AUC 0.95) and irrelevant (0.77) reviews best, where
 /// "Advertisement" first separated ads best (0.91) but irrelevant not at all (0.49); the keyword rules
 /// catch most ads (URLs, phone numbers, codes), nothing catches off-topic text, so relevance comes first.
-pub const QUESTIONS: [(&str, usize); 5] =
-    [("About this place", 0), ("Something else", 2), ("Advertisement", 1), ("Never visited", 3), ("Spam", 4)];
+pub const QUESTIONS: [(&str, Label); 5] = [
+    ("About this place", Label::Relevant),
+    ("Something else", Label::Irrelevant),
+    ("Advertisement", Label::Ads),
+    ("Never visited", Label::NonVisit),
+    ("Spam", Label::Spam),
+];
 
 /// First line of the page.
 pub const HEADER: &str = "Google Maps reviews checked by a moderator.\n\n";
 
-/// One example review of the page: place, text and its answers in [`QUESTIONS`] order.
+/// One example review of the page: place, text and its answer per label.
 #[derive(Clone, Copy, Debug)]
 pub struct Example {
     /// Name of the place.
@@ -74,12 +79,15 @@ pub struct Example {
     pub category: &'static str,
     /// Review text.
     pub text: &'static str,
-    /// Answers: advertisement, off-topic, never visited, spam, about this place (see [`Example::answer`]).
-    pub answers: [bool; 5],
+    /// The answer of each label's question (`answers[Label::Ads]`: "Advertisement: yes").
+    pub answers: PerLabel<bool>,
 }
 
-const fn ex(name: &'static str, category: &'static str, text: &'static str, answers: [u8; 5]) -> Example {
-    Example { name, category, text, answers: [answers[0] == 1, answers[1] == 1, answers[2] == 1, answers[3] == 1, answers[4] == 1] }
+/// An example from its answers written as 0/1 in the order advertisement, off-topic, never visited, spam,
+/// about this place (the order of the table below).
+const fn ex(name: &'static str, category: &'static str, text: &'static str, a: [u8; 5]) -> Example {
+    // PerLabel holds relevant, ads, irrelevant, non_visit, spam (Label::ALL order)
+    Example { name, category, text, answers: PerLabel([a[4] == 1, a[0] == 1, a[1] == 1, a[2] == 1, a[3] == 1]) }
 }
 
 /// The project's example reviews (written for this page; none is copied from a data set). Answers are
@@ -109,12 +117,9 @@ pub const EXAMPLES: &[Example] = &[
 ];
 
 impl Example {
-    /// The answer for a label index of `labels::LABELS` (relevant, ads, irrelevant, non_visit, spam).
-    pub fn answer(&self, label: usize) -> bool {
-        match label {
-            0 => self.answers[4],
-            k => self.answers[k - 1],
-        }
+    /// The answer of `label`'s question.
+    pub fn answer(&self, label: Label) -> bool {
+        self.answers[label]
     }
 }
 
@@ -183,11 +188,11 @@ impl FewShotTokens {
 }
 
 /// Scores one review whose block tokens are `review`, with the model's context already at the end of the page
-/// (`tokens.prefix`). Returns the five log-odds in `labels::LABELS` order and the number of tokens fed.
-pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &[u32]) -> Result<([f32; 5], usize)> {
+/// (`tokens.prefix`). Returns the five log-odds (one per label) and the number of tokens fed.
+pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &[u32]) -> Result<(PerLabel<f32>, usize)> {
     let mut feed: Vec<u32> = review.to_vec();
     feed.extend(&tokens.first_question);
-    let mut out = [0f32; 5];
+    let mut out = PerLabel::<f32>::default();
     let mut fed = 0;
     for (q, &(_, label)) in QUESTIONS.iter().enumerate() {
         let logits = model.feed(&feed)?;
@@ -205,7 +210,7 @@ pub fn score_review(model: &mut dyn StepModel, tokens: &FewShotTokens, review: &
 /// `reviews[i]`, and each question is one batched feed of every review's next piece, so the weights are read
 /// once per question for all of them. Per review the model is fed exactly what [`score_review`] feeds; with a
 /// batched forward that is exact per sequence (`Gemma3Model::forward_batch`) the log-odds are the same.
-pub fn score_reviews(model: &mut dyn BatchStepModel, tokens: &FewShotTokens, reviews: &[Vec<u32>]) -> Result<Vec<([f32; 5], usize)>> {
+pub fn score_reviews(model: &mut dyn BatchStepModel, tokens: &FewShotTokens, reviews: &[Vec<u32>]) -> Result<Vec<(PerLabel<f32>, usize)>> {
     let mut feeds: Vec<Vec<u32>> = reviews
         .iter()
         .map(|r| {
@@ -214,7 +219,7 @@ pub fn score_reviews(model: &mut dyn BatchStepModel, tokens: &FewShotTokens, rev
             f
         })
         .collect();
-    let mut out = vec![([0f32; 5], 0usize); reviews.len()];
+    let mut out = vec![(PerLabel::<f32>::default(), 0usize); reviews.len()];
     for (q, &(_, label)) in QUESTIONS.iter().enumerate() {
         let logits = model.feed_batch(&feeds)?;
         for (i, l) in logits.iter().enumerate() {
@@ -234,28 +239,28 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// How log-odds and rule hits become probabilities (see the module doc), per label in `labels::LABELS` order:
+/// How log-odds and rule hits become probabilities (see the module doc), per label k:
 /// `p_model_k = sigmoid(bias_k + sum_j weights_k[j] * log_odds_j)`, a small logistic layer over all five
 /// answers (the relevance answer helps tell off-topic text, for instance), joined with the rules by noisy-OR.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
-    /// Weights of the five log-odds (`labels::LABELS` order) in each label's logit.
-    pub weights: [[f32; 5]; 5],
+    /// Weights of the five log-odds in each label's logit (`weights[k][j]`: of label j's answer in label k's logit).
+    pub weights: PerLabel<PerLabel<f32>>,
     /// Intercept of each label's logit (it places the label's decision threshold at p = 0.5).
-    pub bias: [f32; 5],
+    pub bias: PerLabel<f32>,
     /// Probability that a review is positive when the keyword rules fire for the label (0 for relevant). Fixed.
-    pub rule_prob: [f32; 5],
+    pub rule_prob: PerLabel<f32>,
     /// Weight of the hidden-state probe's logit in each label's logit (0: the probe is not used for the label).
-    pub probe_weight: [f32; 5],
+    pub probe_weight: PerLabel<f32>,
     /// Added with the probe's term: moves the probe's class-balanced logit to the label's real rate.
-    pub probe_bias: [f32; 5],
+    pub probe_bias: PerLabel<f32>,
 }
 
 /// Rule probabilities: a hit of any rule flags on its own (p >= 0.5 whatever the model says). The ads patterns
 /// (a URL, a phone number, a code) are rarely wrong (0.9); the non-visit and junk patterns less so (0.7); the
 /// off-topic keywords are the weakest (0.5): they fired on 1 of 700 real reviews of the development sets, so
 /// on real text the model's layer decides off-topic almost alone.
-pub const RULE_PROBS: [f32; 5] = [0.0, 0.9, 0.5, 0.7, 0.7];
+pub const RULE_PROBS: PerLabel<f32> = PerLabel([0.0, 0.9, 0.5, 0.7, 0.7]);
 
 /// Default weight of the probe's logit per label (see [`Calibration::probe_weight`]): irrelevant and
 /// non_visit take the probe's logit as it is, added to the answers' calibrated logit (the probe is fitted
@@ -264,23 +269,21 @@ pub const RULE_PROBS: [f32; 5] = [0.0, 0.9, 0.5, 0.7, 0.7];
 /// Chosen on gold-dev's tuning part and the Utah hand labels (README, "How good are the labels"): weight 1
 /// and no shift did as well as the tried alternatives (0.5, shifts -1 and -2); the probe's relevant head
 /// helped gold-dev (F1 0.897 against 0.885) but cost Utah more (0.861 against 0.891), so it is not used.
-pub const PROBE_WEIGHT: [f32; 5] = [0.0, 0.0, 1.0, 1.0, 0.0];
+pub const PROBE_WEIGHT: PerLabel<f32> = PerLabel([0.0, 0.0, 1.0, 1.0, 0.0]);
 /// Default shift of the probe's term per label (see [`Calibration::probe_bias`]): none.
-pub const PROBE_BIAS: [f32; 5] = [0.0, 0.0, 0.0, 0.0, 0.0];
+pub const PROBE_BIAS: PerLabel<f32> = PerLabel([0.0, 0.0, 0.0, 0.0, 0.0]);
 
 impl Calibration {
     /// The identity layer: each label's own log-odds, threshold 0, the default rule weights.
     pub fn identity() -> Self {
-        let mut weights = [[0f32; 5]; 5];
-        for (k, w) in weights.iter_mut().enumerate() {
-            w[k] = 1.0;
-        }
-        Self { weights, bias: [0.0; 5], rule_prob: RULE_PROBS, probe_weight: [0.0; 5], probe_bias: [0.0; 5] }
+        let weights = PerLabel::from_fn(|k| PerLabel::from_fn(|j| if j == k { 1.0 } else { 0.0 }));
+        let zero = PerLabel([0.0; 5]);
+        Self { weights, bias: zero, rule_prob: RULE_PROBS, probe_weight: zero, probe_bias: zero }
     }
 
     /// The logit of label `k` without the rule term.
-    pub fn model_logit(&self, k: usize, log_odds: &[f32; 5]) -> f32 {
-        self.bias[k] + self.weights[k].iter().zip(log_odds).map(|(w, x)| w * x).sum::<f32>()
+    pub fn model_logit(&self, k: Label, log_odds: &PerLabel<f32>) -> f32 {
+        self.bias[k] + self.weights[k].iter().zip(log_odds.iter()).map(|(w, x)| w * x).sum::<f32>()
     }
 }
 
@@ -291,14 +294,14 @@ impl Default for Calibration {
     /// `revmod sample-data --out S; revmod label-calibrate --gold SUBSET.csv --rates-from S/truth-Vermont.csv`.
     fn default() -> Self {
         Self {
-            weights: [
-                [2.54, 0.3925, -0.7557, -0.1814, -0.9111],
-                [-1.636, 1.432, -1.6, -0.04593, -0.1739],
-                [-0.2504, 0.074, 1.138, -0.03669, 0.4124],
-                [-1.459, -1.496, -0.2404, 1.46, 0.6867],
-                [-0.2357, -0.3177, -0.02992, 0.2444, 0.723],
-            ],
-            bias: [1.16, -1.124, 1.234, 0.5889, 2.647],
+            weights: PerLabel([
+                PerLabel([2.54, 0.3925, -0.7557, -0.1814, -0.9111]),
+                PerLabel([-1.636, 1.432, -1.6, -0.04593, -0.1739]),
+                PerLabel([-0.2504, 0.074, 1.138, -0.03669, 0.4124]),
+                PerLabel([-1.459, -1.496, -0.2404, 1.46, 0.6867]),
+                PerLabel([-0.2357, -0.3177, -0.02992, 0.2444, 0.723]),
+            ]),
+            bias: PerLabel([1.16, -1.124, 1.234, 0.5889, 2.647]),
             rule_prob: RULE_PROBS,
             probe_weight: PROBE_WEIGHT,
             probe_bias: PROBE_BIAS,
@@ -309,47 +312,44 @@ impl Default for Calibration {
 /// The labels of one review from the few-shot scorer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FewShotVerdict {
-    /// Probabilities in `labels::LABELS` order (relevant, ads, irrelevant, non_visit, spam).
-    pub probs: [f32; 5],
-    /// Flags in the same order (relevant already excludes irrelevant and spam).
-    pub flags: [bool; 5],
+    /// Probability per label.
+    pub probs: PerLabel<f32>,
+    /// Flag per label (relevant already excludes ads, irrelevant and spam).
+    pub flags: PerLabel<bool>,
 }
 
 impl Calibration {
     /// Combines the model's log-odds with the rules' verdict (see the module doc), without a probe.
-    pub fn combine(&self, log_odds: &[f32; 5], rules: &RulesVerdict) -> FewShotVerdict {
-        self.combine_with_probe(log_odds, &[None; 5], rules)
+    pub fn combine(&self, log_odds: &PerLabel<f32>, rules: &RulesVerdict) -> FewShotVerdict {
+        self.combine_with_probe(log_odds, &PerLabel([None; 5]), rules)
     }
 
     /// Combines the model's log-odds, the hidden-state probe's logits ([`super::probe`]; None where the
     /// probe has no head or no probe is loaded) and the rules' verdict: the probe's logit, scaled by
     /// [`Calibration::probe_weight`] and shifted by [`Calibration::probe_bias`], is added to the label's model
     /// logit before the noisy-OR with the rules (see the module doc).
-    pub fn combine_with_probe(&self, log_odds: &[f32; 5], probe: &[Option<f32>; 5], rules: &RulesVerdict) -> FewShotVerdict {
+    pub fn combine_with_probe(&self, log_odds: &PerLabel<f32>, probe: &PerLabel<Option<f32>>, rules: &RulesVerdict) -> FewShotVerdict {
         let hit = rule_hits(rules);
-        let mut probs = [0f32; 5];
-        for k in 0..5 {
+        let probs = PerLabel::from_fn(|k| {
             let z = probe[k].map_or(0.0, |z| self.probe_weight[k] * z + self.probe_bias[k]);
             let p_model = sigmoid(self.model_logit(k, log_odds) + z);
             let p_rule = if hit[k] { self.rule_prob[k] } else { 0.0 };
-            probs[k] = 1.0 - (1.0 - p_model) * (1.0 - p_rule);
-        }
+            1.0 - (1.0 - p_model) * (1.0 - p_rule)
+        });
         let mut flags = probs.map(|p| p >= 0.5);
         // an ad, an off-topic text or junk is not a relevant review (both human-labeled dev sets say so for ads too)
-        flags[0] = flags[0] && !flags[1] && !flags[2] && !flags[4];
+        use Label::*;
+        flags[Relevant] = flags[Relevant] && !flags[Ads] && !flags[Irrelevant] && !flags[Spam];
         FewShotVerdict { probs, flags }
     }
 }
 
-/// The rule hits of a verdict in `labels::LABELS` order (relevant never has one).
-pub fn rule_hits(rules: &RulesVerdict) -> [bool; 5] {
-    [
-        false,
-        rules.violations.contains(&"ADS"),
-        rules.violations.contains(&"IRRELEVANT"),
-        rules.violations.contains(&"NON_VISIT_RANT"),
-        rules.violations.contains(&"SPAM"),
-    ]
+/// The prompt's violation name of each label (relevant is not a violation: "").
+const VIOLATION: PerLabel<&str> = PerLabel(["", "ADS", "IRRELEVANT", "NON_VISIT_RANT", "SPAM"]);
+
+/// The rule hits of a verdict per label (relevant never has one).
+pub fn rule_hits(rules: &RulesVerdict) -> PerLabel<bool> {
+    PerLabel::from_fn(|l| l != Label::Relevant && rules.violations.contains(&VIOLATION[l]))
 }
 
 /// Fits the logistic layer on scored examples with known labels (the rule probabilities of `base` are kept, and the
@@ -358,35 +358,35 @@ pub fn rule_hits(rules: &RulesVerdict) -> [bool; 5] {
 /// the intercept moved so that the decision `p >= 0.5` sits at the threshold that maximizes F1 on these rows.
 /// A label without positives or negatives keeps `base`'s row. Returns the layer and each label's F1 on these
 /// rows (model alone, None when not fitted).
-pub fn fit_calibration(base: &Calibration, log_odds: &[[f32; 5]], truth: &[[Option<bool>; 5]]) -> (Calibration, [Option<f64>; 5]) {
+pub fn fit_calibration(base: &Calibration, log_odds: &[PerLabel<f32>], truth: &[PerLabel<Option<bool>>]) -> (Calibration, PerLabel<Option<f64>>) {
     let mut c = base.clone();
-    let mut f1s = [None; 5];
-    for k in 0..5 {
-        let rows: Vec<(&[f32; 5], bool)> = (0..log_odds.len()).filter_map(|i| truth[i][k].map(|t| (&log_odds[i], t))).collect();
+    let mut f1s = PerLabel([None; 5]);
+    for k in Label::ALL {
+        let rows: Vec<(&PerLabel<f32>, bool)> = (0..log_odds.len()).filter_map(|i| truth[i][k].map(|t| (&log_odds[i], t))).collect();
         let pos = rows.iter().filter(|r| r.1).count();
         if pos == 0 || pos == rows.len() {
             continue;
         }
         let n = rows.len() as f64;
-        let (mut w, mut b) = ([0f64; 5], 0f64);
+        let (mut w, mut b) = (PerLabel([0f64; 5]), 0f64);
         let (lr, l2) = (0.05, 1e-2);
         for _ in 0..2000 {
-            let (mut gw, mut gb) = ([0f64; 5], 0f64);
+            let (mut gw, mut gb) = (PerLabel([0f64; 5]), 0f64);
             for &(x, t) in &rows {
-                let z = b + (0..5).map(|j| w[j] * f64::from(x[j])).sum::<f64>();
+                let z = b + Label::ALL.iter().map(|&j| w[j] * f64::from(x[j])).sum::<f64>();
                 let err = 1.0 / (1.0 + (-z).exp()) - f64::from(u8::from(t));
                 gb += err;
-                for j in 0..5 {
+                for j in Label::ALL {
                     gw[j] += err * f64::from(x[j]);
                 }
             }
             b -= lr * gb / n;
-            for j in 0..5 {
+            for j in Label::ALL {
                 w[j] -= lr * (gw[j] / n + l2 * w[j]);
             }
         }
         // the F1-best cut on the fitted scores
-        let mut scored: Vec<(f64, bool)> = rows.iter().map(|&(x, t)| ((0..5).map(|j| w[j] * f64::from(x[j])).sum::<f64>(), t)).collect();
+        let mut scored: Vec<(f64, bool)> = rows.iter().map(|&(x, t)| (Label::ALL.iter().map(|&j| w[j] * f64::from(x[j])).sum::<f64>(), t)).collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let (mut tp, mut best, mut cut) = (0usize, 0.0f64, scored[0].0 + 1.0);
         for (i, &(z, t)) in scored.iter().enumerate() {
@@ -408,9 +408,9 @@ pub fn fit_calibration(base: &Calibration, log_odds: &[[f32; 5]], truth: &[[Opti
 /// Moves each fitted label's intercept from the positive rate of the fitting rows to `rates[k]` (Bayes' prior
 /// correction: `bias += logit(rate) - logit(fit_rate)`). The calibration set over-samples the rare kinds so
 /// that each has enough examples; the labeler must flag them at their real rate, not at the set's.
-pub fn shift_to_rates(c: &mut Calibration, fit_rates: &[Option<f64>; 5], rates: &[Option<f64>; 5]) {
+pub fn shift_to_rates(c: &mut Calibration, fit_rates: &PerLabel<Option<f64>>, rates: &PerLabel<Option<f64>>) {
     let logit = |p: f64| (p.clamp(1e-4, 1.0 - 1e-4) / (1.0 - p.clamp(1e-4, 1.0 - 1e-4))).ln();
-    for k in 0..5 {
+    for k in Label::ALL {
         if let (Some(f), Some(r)) = (fit_rates[k], rates[k]) {
             c.bias[k] += (logit(r) - logit(f)) as f32;
         }
@@ -418,21 +418,21 @@ pub fn shift_to_rates(c: &mut Calibration, fit_rates: &[Option<f64>; 5], rates: 
 }
 
 /// The positive rate of each label over the rows whose truth is known (None without any).
-pub fn positive_rates(truth: &[[Option<bool>; 5]]) -> [Option<f64>; 5] {
-    std::array::from_fn(|k| {
+pub fn positive_rates(truth: &[PerLabel<Option<bool>>]) -> PerLabel<Option<f64>> {
+    PerLabel::from_fn(|k| {
         let known: Vec<bool> = truth.iter().filter_map(|t| t[k]).collect();
         (!known.is_empty()).then(|| known.iter().filter(|&&x| x).count() as f64 / known.len() as f64)
     })
 }
 
 /// The seed's answer JSON for a verdict, so few-shot answers go through the same parser as every backend.
-pub fn answer_json(v: &FewShotVerdict, log_odds: &[f32; 5]) -> String {
-    const NAMES: [&str; 5] = ["", "ADS", "IRRELEVANT", "NON_VISIT_RANT", "SPAM"];
-    let violations: Vec<String> = (1..5).filter(|&k| v.flags[k]).map(|k| format!("\"{}\"", NAMES[k])).collect();
+pub fn answer_json(v: &FewShotVerdict, log_odds: &PerLabel<f32>) -> String {
+    let violations: Vec<String> =
+        v.flags.by_label().filter(|&(l, &f)| f && l != Label::Relevant).map(|(l, _)| format!("\"{}\"", VIOLATION[l])).collect();
     let lo: Vec<String> = QUESTIONS.iter().map(|&(q, k)| format!("{} {:+.2}", q.to_lowercase(), log_odds[k])).collect();
     format!(
         "{{\"is_relevant\": {}, \"violations\": [{}], \"rationale\": \"few-shot log-odds: {}\"}}",
-        v.flags[0],
+        v.flags[Label::Relevant],
         violations.join(", "),
         lo.join(", ")
     )
@@ -457,55 +457,66 @@ mod tests {
 
     #[test]
     fn examples_cover_every_label() {
-        for q in 0..5 {
-            let pos = EXAMPLES.iter().filter(|e| e.answers[q]).count();
-            assert!(pos >= 2 && pos + 3 < EXAMPLES.len(), "question {q}: {pos} positives");
+        for l in Label::ALL {
+            let pos = EXAMPLES.iter().filter(|e| e.answer(l)).count();
+            assert!(pos >= 2 && pos + 3 < EXAMPLES.len(), "question of {l}: {pos} positives");
         }
     }
 
     #[test]
+    fn example_answers_belong_to_their_labels() {
+        // the table's columns: advertisement, off-topic, never visited, spam, about this place
+        let (taqueria, barber, park, dentist, lube) = (EXAMPLES[0], EXAMPLES[1], EXAMPLES[3], EXAMPLES[4], EXAMPLES[7]);
+        assert_eq!(taqueria.answers, PerLabel([true, false, false, false, false]));
+        assert_eq!(barber.answers, PerLabel([false, true, false, false, false]));
+        assert!(park.answer(Label::Irrelevant) && dentist.answer(Label::NonVisit) && lube.answer(Label::Spam));
+    }
+
+    #[test]
     fn fit_separates_and_uses_other_answers() {
-        // label 2 is told apart only by answer 0 (low relevance) in these rows
-        let lo: Vec<[f32; 5]> = (0..40)
+        // irrelevant is told apart only by the relevance answer (low) in these rows
+        let lo: Vec<PerLabel<f32>> = (0..40)
             .map(|i| {
                 let pos = i % 4 == 0;
                 let noise = (i as f32 * 0.37).sin();
-                [if pos { -2.0 } else { 1.0 } + 0.3 * noise, noise, 0.5 * noise, -2.0, -3.0]
+                PerLabel([if pos { -2.0 } else { 1.0 } + 0.3 * noise, noise, 0.5 * noise, -2.0, -3.0])
             })
             .collect();
-        let truth: Vec<[Option<bool>; 5]> = (0..40).map(|i| [None, None, Some(i % 4 == 0), Some(false), None]).collect();
+        let truth: Vec<PerLabel<Option<bool>>> = (0..40).map(|i| PerLabel([None, None, Some(i % 4 == 0), Some(false), None])).collect();
         let (c, f1) = fit_calibration(&Calibration::identity(), &lo, &truth);
-        assert_eq!(f1[2], Some(1.0));
-        assert!(c.weights[2][0] < 0.0, "{:?}", c.weights[2]);
+        use Label::*;
+        assert_eq!(f1[Irrelevant], Some(1.0));
+        assert!(c.weights[Irrelevant][Relevant] < 0.0, "{:?}", c.weights[Irrelevant]);
         let none = RulesVerdict { is_relevant: true, violations: vec![], rationale: String::new() };
         for (x, t) in lo.iter().zip(&truth) {
-            assert_eq!(c.combine(x, &none).flags[2], t[2].unwrap());
+            assert_eq!(c.combine(x, &none).flags[Irrelevant], t[Irrelevant].unwrap());
         }
-        assert_eq!((f1[0], f1[3]), (None, None), "no truth / no positives: not fitted");
-        assert_eq!(c.weights[3], Calibration::identity().weights[3]);
+        assert_eq!((f1[Relevant], f1[NonVisit]), (None, None), "no truth / no positives: not fitted");
+        assert_eq!(c.weights[NonVisit], Calibration::identity().weights[NonVisit]);
     }
 
     #[test]
     fn combine_applies_rules_and_relevance() {
         let c = Calibration::identity();
         let none = RulesVerdict { is_relevant: true, violations: vec![], rationale: String::new() };
-        let v = c.combine(&[3.0, -3.0, -3.0, -3.0, -3.0], &none);
-        assert_eq!(v.flags, [true, false, false, false, false]);
+        let v = c.combine(&PerLabel([3.0, -3.0, -3.0, -3.0, -3.0]), &none);
+        assert_eq!(v.flags, PerLabel([true, false, false, false, false]));
         let ads = RulesVerdict { violations: vec!["ADS"], ..none.clone() };
-        assert!(c.combine(&[3.0, -2.0, -3.0, -3.0, -3.0], &ads).flags[1]);
-        let v = c.combine(&[3.0, -3.0, 2.0, -3.0, -3.0], &none);
-        assert_eq!(v.flags, [false, false, true, false, false], "irrelevant is never relevant");
-        let va = c.combine(&[3.0, -2.0, -3.0, -3.0, -3.0], &ads);
-        assert_eq!(va.flags, [false, true, false, false, false], "an ad is not a relevant review");
+        assert!(c.combine(&PerLabel([3.0, -2.0, -3.0, -3.0, -3.0]), &ads).flags[Label::Ads]);
+        let v = c.combine(&PerLabel([3.0, -3.0, 2.0, -3.0, -3.0]), &none);
+        assert_eq!(v.flags, PerLabel([false, false, true, false, false]), "irrelevant is never relevant");
+        let va = c.combine(&PerLabel([3.0, -2.0, -3.0, -3.0, -3.0]), &ads);
+        assert_eq!(va.flags, PerLabel([false, true, false, false, false]), "an ad is not a relevant review");
         // the probe's logit moves only the labels it has a weight for
+        use Label::*;
         let d = Calibration::default();
-        let lo = [2.0, -3.0, -3.0, -3.0, -3.0];
-        let none_probe = d.combine_with_probe(&lo, &[None; 5], &none);
-        let off = d.combine_with_probe(&lo, &[Some(-8.0), Some(9.0), Some(9.0), Some(-8.0), Some(9.0)], &none);
-        assert!(!none_probe.flags[2] && off.flags[2] && !off.flags[0], "{none_probe:?} {off:?}");
-        assert_eq!((off.probs[1], off.probs[4]), (none_probe.probs[1], none_probe.probs[4]), "no probe weight for ads and spam");
+        let lo = PerLabel([2.0, -3.0, -3.0, -3.0, -3.0]);
+        let none_probe = d.combine_with_probe(&lo, &PerLabel([None; 5]), &none);
+        let off = d.combine_with_probe(&lo, &PerLabel([Some(-8.0), Some(9.0), Some(9.0), Some(-8.0), Some(9.0)]), &none);
+        assert!(!none_probe.flags[Irrelevant] && off.flags[Irrelevant] && !off.flags[Relevant], "{none_probe:?} {off:?}");
+        assert_eq!((off.probs[Ads], off.probs[Spam]), (none_probe.probs[Ads], none_probe.probs[Spam]), "no probe weight for ads and spam");
         assert_eq!(d.combine(&lo, &none), none_probe);
-        let j = answer_json(&v, &[3.0, -3.0, 2.0, -3.0, -3.0]);
+        let j = answer_json(&v, &PerLabel([3.0, -3.0, 2.0, -3.0, -3.0]));
         let p = super::super::parse_output(&j);
         assert!(p.parse_success && p.irrelevant && !p.is_relevant, "{j}");
     }

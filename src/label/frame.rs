@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame, DataType};
 
 use super::{LabelRecord, ReviewInput};
-use crate::labels::{Label, LABEL_COLUMNS};
+use crate::moderation::{Label, PerLabel};
 use crate::rng::SplitMix64;
 
 /// The seed's sampling seed (`random_state=42`).
@@ -106,9 +106,9 @@ pub fn records_to_frame(
     anyhow::ensure!(orig_index.len() == reviews.len() && reviews.len() == records.len(), "length mismatch");
     let n = records.len();
     let mut cols = manifest_frame(orig_index, reviews)?.into_columns();
-    for (k, name) in LABEL_COLUMNS.iter().enumerate() {
-        let v: Vec<i32> = records.iter().map(|r| i32::from(r.labels.flags()[k])).collect();
-        cols.push(Column::new((*name).into(), v));
+    for label in Label::ALL {
+        let v: Vec<i32> = records.iter().map(|r| i32::from(r.labels.flags()[label])).collect();
+        cols.push(Column::new(label.labeler_column().into(), v));
     }
     cols.push(Column::new("rationale".into(), records.iter().map(|r| r.labels.rationale.as_str()).collect::<Vec<_>>()));
     cols.push(Column::new("gemma_raw".into(), records.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>()));
@@ -128,8 +128,8 @@ pub fn records_to_frame(
 pub struct LabelSummary {
     /// Rows labeled.
     pub rows: usize,
-    /// Positives per label column (`labels::LABEL_COLUMNS` order).
-    pub positives: [usize; 5],
+    /// Positives per label column (`positives[Label::Ads]`: rows with `is_advertisement` = 1).
+    pub positives: PerLabel<usize>,
     /// Rows with parse_success = 1.
     pub parsed: usize,
     /// Rows stopped by the guard.
@@ -144,9 +144,9 @@ impl LabelSummary {
         let count = |name: &str| -> Result<usize> {
             Ok(df.column(name).with_context(|| format!("no `{name}` column"))?.i32()?.iter().flatten().filter(|v| *v != 0).count())
         };
-        let mut positives = [0usize; 5];
-        for (k, name) in LABEL_COLUMNS.iter().enumerate() {
-            positives[k] = count(name)?;
+        let mut positives = PerLabel::default();
+        for label in Label::ALL {
+            positives[label] = count(label.labeler_column())?;
         }
         let failed = df.column("gemma_raw")?.str()?.iter().flatten().filter(|s| s.starts_with("<error:")).count();
         Ok(Self { rows: df.height(), positives, parsed: count("parse_success")?, guarded: count("guarded")?, failed })
@@ -157,8 +157,9 @@ impl fmt::Display for LabelSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "labeled rows: {}", self.rows)?;
         let pct = |k: usize| if self.rows == 0 { 0.0 } else { 100.0 * k as f64 / self.rows as f64 };
-        for (k, name) in LABEL_COLUMNS.iter().enumerate() {
-            writeln!(f, "  {name:<22} 1: {:>6} ({:5.1}%)   0: {:>6}", self.positives[k], pct(self.positives[k]), self.rows - self.positives[k])?;
+        for (label, &pos) in self.positives.by_label() {
+            let name = label.labeler_column();
+            writeln!(f, "  {name:<22} 1: {:>6} ({:5.1}%)   0: {:>6}", pos, pct(pos), self.rows - pos)?;
         }
         writeln!(f, "  {:<22} {:>6} ({:5.1}%)", "parse_success", self.parsed, pct(self.parsed))?;
         writeln!(f, "  {:<22} {:>6}", "guarded (no model call)", self.guarded)?;

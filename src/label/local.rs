@@ -37,6 +37,7 @@ use crate::llm::gemma3::{Gemma3Model, PrefixBatch};
 use crate::llm::generate::GenerateParams;
 use crate::llm::tokenizer::TokenKind;
 use crate::llm::{load_gemma, Gemma};
+use crate::moderation::PerLabel;
 
 /// How the local model is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,9 +262,9 @@ impl LocalGemmaBackend {
         self.mode
     }
 
-    /// Few-shot mode: the five log-odds (`labels::LABELS` order) of one review, the page's KV cache reused.
+    /// Few-shot mode: the five log-odds (one per label) of one review, the page's KV cache reused.
     /// `review.text` should already be cleaned by the guard.
-    pub fn fewshot_log_odds(&mut self, review: &ReviewInput, max_chars: usize) -> Result<[f32; 5]> {
+    pub fn fewshot_log_odds(&mut self, review: &ReviewInput, max_chars: usize) -> Result<PerLabel<f32>> {
         let Some((tokens, _)) = self.fewshot.as_ref() else { anyhow::bail!("the backend is not in few-shot mode") };
         let block = self.gemma.tokenizer().encode_with(&fewshot::block_for(review, max_chars), false, false);
         let prefix_len = tokens.prefix.len();
@@ -310,7 +311,7 @@ impl LocalGemmaBackend {
 
     /// Few-shot mode: the five log-odds of each review, all reviews in flight at once (one batched forward per
     /// question). The same values as [`LocalGemmaBackend::fewshot_log_odds`] per review.
-    pub fn fewshot_log_odds_batch(&mut self, reviews: &[ReviewInput], max_chars: usize) -> Result<Vec<[f32; 5]>> {
+    pub fn fewshot_log_odds_batch(&mut self, reviews: &[ReviewInput], max_chars: usize) -> Result<Vec<PerLabel<f32>>> {
         let Some((tokens, _)) = self.fewshot.as_ref() else { anyhow::bail!("the backend is not in few-shot mode") };
         let tokens = tokens.clone();
         let blocks: Vec<Vec<u32>> =
@@ -339,7 +340,7 @@ impl LocalGemmaBackend {
                 let z = self.probe_logits(hidden.get(i).map(Vec::as_slice).unwrap_or(&[]))?;
                 let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
                 let verdict = self.params.calibration.combine_with_probe(lo, &z, &rules.judge(&super::prompt::prepare_text(&r.text, prompt.max_text_chars)));
-                out.push(RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs.into()) });
+                out.push(RawOutput { raw: fewshot::answer_json(&verdict, lo), probs: Some(verdict.probs) });
             }
             return Ok(Some(out));
         }
@@ -359,17 +360,17 @@ impl LocalGemmaBackend {
         let mut slots = Slots { model: self.gemma.model(), batch: self.slots.as_mut().expect("started") };
         let answers = decode_constrained_batch(&mut slots, masks, &tails, self.params.max_new_tokens)?;
         self.stats.decode_steps += answers.iter().map(|a| a.steps).sum::<usize>();
-        Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs.into()) }).collect()))
+        Ok(Some(answers.into_iter().map(|a| RawOutput { raw: a.text, probs: Some(a.probs) }).collect()))
     }
 
     /// The probe's logits from one review's captured hidden states (None per label without a probe).
-    fn probe_logits(&self, hidden: &[Vec<f32>]) -> Result<[Option<f32>; 5]> {
+    fn probe_logits(&self, hidden: &[Vec<f32>]) -> Result<PerLabel<Option<f32>>> {
         Ok(match &self.probe {
             Some(p) => {
                 let at = self.capture.iter().position(|&l| l == p.layer).context("the probe's layer was not captured")?;
                 p.logits(hidden.get(at).context("no hidden state was captured for the review")?)?
             }
-            None => [None; 5],
+            None => PerLabel([None; 5]),
         })
     }
 
@@ -380,7 +381,7 @@ impl LocalGemmaBackend {
         let z = self.probe_logits(&hidden)?;
         let (_, rules) = self.fewshot.as_ref().expect("few-shot mode");
         let verdict = self.params.calibration.combine_with_probe(&lo, &z, &rules.judge(&super::prompt::prepare_text(&review.text, prompt.max_text_chars)));
-        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs.into()) })
+        Ok(RawOutput { raw: fewshot::answer_json(&verdict, &lo), probs: Some(verdict.probs) })
     }
 
     /// The settings in use.
@@ -442,7 +443,7 @@ impl LocalGemmaBackend {
         let out = if let Some(masks) = self.masks.as_mut() {
             let a = decode_constrained(&mut Step(self.gemma.model()), masks, &unfed, self.params.max_new_tokens)?;
             self.stats.decode_steps += a.steps;
-            RawOutput { raw: a.text, probs: Some(a.probs.into()) }
+            RawOutput { raw: a.text, probs: Some(a.probs) }
         } else {
             // The seed's free greedy generation, through llm's generate (context = prompt minus `unfed`).
             let mut ids = self.gemma.model().context().to_vec();

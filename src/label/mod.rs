@@ -65,7 +65,7 @@ pub struct LabelRecord {
     /// Raw answer (`gemma_raw`): the backend's text, the guard marker, or `<error: ...>`.
     pub raw: String,
     /// Per-label probabilities when the backend gives them.
-    pub probs: Option<crate::labels::PerLabel<f32>>,
+    pub probs: Option<crate::moderation::PerLabel<f32>>,
     /// The guard stopped this review (no backend call).
     pub guarded: bool,
     /// The backend failed on this review (the error text is in `raw`).

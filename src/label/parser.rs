@@ -8,6 +8,8 @@
 
 use serde_json::Value;
 
+use crate::moderation::PerLabel;
+
 /// The four violation names of the prompt, in the order of the label columns.
 pub const VIOLATIONS: [&str; 4] = ["ADS", "IRRELEVANT", "NON_VISIT_RANT", "SPAM"];
 
@@ -34,9 +36,9 @@ pub struct ParsedLabels {
 }
 
 impl ParsedLabels {
-    /// The five label values in the order of `labels::LABEL_COLUMNS`.
-    pub fn flags(&self) -> [bool; 5] {
-        [self.is_relevant, self.ads, self.irrelevant, self.non_visit, self.spam]
+    /// The five label values, indexed by [`Label`](crate::moderation::Label) (`flags[Label::Ads]`).
+    pub fn flags(&self) -> PerLabel<bool> {
+        PerLabel([self.is_relevant, self.ads, self.irrelevant, self.non_visit, self.spam])
     }
 }
 

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::labels::LABELS;
+use crate::moderation::{Label, PerLabel};
 
 /// Version of the probe's text format.
 pub const PROBE_FORMAT: &str = "revmod-probe-v1";
@@ -29,8 +29,8 @@ const EMBEDDED_PROBE: &str = include_str!("probe-gemma3-270m.txt");
 /// One probed label's logistic layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeHead {
-    /// Index of the label in `labels::LABELS`.
-    pub label: usize,
+    /// The label it scores.
+    pub label: Label,
     /// Intercept.
     pub bias: f32,
     /// Weights of the standardized features.
@@ -71,10 +71,10 @@ impl Probe {
 
     /// Each label's logit for a captured hidden state (None for labels without a head).
     /// Errors if `h` does not have [`Probe::dim`] numbers.
-    pub fn logits(&self, h: &[f32]) -> Result<[Option<f32>; 5]> {
+    pub fn logits(&self, h: &[f32]) -> Result<PerLabel<Option<f32>>> {
         ensure!(h.len() == self.dim(), "the probe reads {} features but the model captured {}", self.dim(), h.len());
         let z: Vec<f32> = h.iter().zip(&self.mean).zip(&self.inv_std).map(|((x, m), s)| (x - m) * s).collect();
-        let mut out = [None; 5];
+        let mut out = PerLabel([None; 5]);
         for head in &self.heads {
             out[head.label] = Some(head.bias + head.weights.iter().zip(&z).map(|(w, x)| w * x).sum::<f32>());
         }
@@ -87,7 +87,7 @@ impl Probe {
         let nums = |v: &[f32]| v.iter().map(|x| format!("{x:.6e}")).collect::<Vec<_>>().join(" ");
         let mut s = format!("{PROBE_FORMAT}\nlayer {}\nmean {}\ninv_std {}\n", self.layer, nums(&self.mean), nums(&self.inv_std));
         for h in &self.heads {
-            let _ = writeln!(s, "head {} {:.6e} {}", LABELS[h.label], h.bias, nums(&h.weights));
+            let _ = writeln!(s, "head {} {:.6e} {}", h.label.name(), h.bias, nums(&h.weights));
         }
         s
     }
@@ -109,7 +109,7 @@ impl Probe {
                 "inv_std" => inv_std = Some(nums(i, &f[1..])?),
                 "head" => {
                     ensure!(f.len() >= 3, "line {}: a head needs a label and a bias", i + 1);
-                    let label = LABELS.iter().position(|x| *x == f[1]).with_context(|| format!("line {}: unknown label {:?}", i + 1, f[1]))?;
+                    let label = Label::parse(f[1]).with_context(|| format!("line {}: unknown label {:?}", i + 1, f[1]))?;
                     let bias = nums(i, &f[2..3])?[0];
                     heads.push(ProbeHead { label, bias, weights: nums(i, &f[3..])? });
                 }
@@ -119,7 +119,7 @@ impl Probe {
         let (Some(layer), Some(mean), Some(inv_std)) = (layer, mean, inv_std) else { bail!("the probe file lacks layer, mean or inv_std") };
         ensure!(mean.len() == inv_std.len() && !mean.is_empty(), "mean has {} numbers, inv_std {}", mean.len(), inv_std.len());
         for h in &heads {
-            ensure!(h.weights.len() == mean.len(), "head {}: {} weights for {} features", LABELS[h.label], h.weights.len(), mean.len());
+            ensure!(h.weights.len() == mean.len(), "head {}: {} weights for {} features", h.label, h.weights.len(), mean.len());
         }
         Ok(Self { layer, mean, inv_std, heads })
     }
@@ -128,7 +128,7 @@ impl Probe {
 /// Fits a probe: standardizes the features over all rows, then for each label in `labels` an L2-regularized
 /// logistic regression (`l2` per feature weight, batch gradient descent) over the rows whose truth is known.
 /// A label without positives or without negatives gets no head.
-pub fn fit_probe(layer: usize, feats: &[Vec<f32>], truth: &[[Option<bool>; 5]], labels: &[usize], l2: f64) -> Result<Probe> {
+pub fn fit_probe(layer: usize, feats: &[Vec<f32>], truth: &[PerLabel<Option<bool>>], labels: &[Label], l2: f64) -> Result<Probe> {
     ensure!(!feats.is_empty() && feats.len() == truth.len(), "{} feature rows for {} truth rows", feats.len(), truth.len());
     let d = feats[0].len();
     ensure!(feats.iter().all(|f| f.len() == d), "feature rows of different lengths");
@@ -194,19 +194,19 @@ mod tests {
 
     #[test]
     fn fit_finds_the_direction_and_round_trips() {
-        // label 2 is carried by feature 3 only; the others are noise
+        // irrelevant is carried by feature 3 only; the others are noise
         let feats: Vec<Vec<f32>> = (0..60).map(|i| (0..8).map(|j| if j == 3 { if i % 3 == 0 { 2.0 } else { -1.0 } } else { ((i * 7 + j * 13) % 11) as f32 / 5.0 }).collect()).collect();
-        let truth: Vec<[Option<bool>; 5]> = (0..60).map(|i| [None, None, Some(i % 3 == 0), Some(false), None]).collect();
-        let p = fit_probe(4, &feats, &truth, &[2, 3], 1e-3).unwrap();
+        let truth: Vec<PerLabel<Option<bool>>> = (0..60).map(|i| PerLabel([None, None, Some(i % 3 == 0), Some(false), None])).collect();
+        let p = fit_probe(4, &feats, &truth, &[Label::Irrelevant, Label::NonVisit], 1e-3).unwrap();
         assert_eq!(p.heads.len(), 1, "non_visit has no positives: no head");
         let w = &p.heads[0].weights;
         assert!(w[3] > 0.0 && w.iter().enumerate().all(|(j, x)| j == 3 || x.abs() < w[3].abs()), "{w:?}");
         for (f, t) in feats.iter().zip(&truth) {
-            assert_eq!(p.logits(f).unwrap()[2].unwrap() > 0.0, t[2].unwrap());
+            assert_eq!(p.logits(f).unwrap()[Label::Irrelevant].unwrap() > 0.0, t[Label::Irrelevant].unwrap());
         }
         let q = Probe::parse(&p.to_text()).unwrap();
         assert_eq!(q.layer, 4);
-        let (a, b) = (p.logits(&feats[0]).unwrap()[2].unwrap(), q.logits(&feats[0]).unwrap()[2].unwrap());
+        let (a, b) = (p.logits(&feats[0]).unwrap()[Label::Irrelevant].unwrap(), q.logits(&feats[0]).unwrap()[Label::Irrelevant].unwrap());
         assert!((a - b).abs() < 1e-3, "{a} {b}");
         assert!(p.logits(&[0.0; 3]).is_err());
     }

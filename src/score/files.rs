@@ -13,7 +13,7 @@ use polars::prelude::DataFrame;
 
 use super::{score_stream, ScoreParams, ScoreSummary};
 use crate::data::load::{LoadReport, ReviewStream};
-use crate::labels::Scorer;
+use crate::moderation::Scorer;
 use crate::output::ParquetSink;
 
 /// Where `revmod score` reads and writes.

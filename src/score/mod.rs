@@ -18,7 +18,7 @@ use ndarray::{concatenate, Array2, Axis};
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 
-use crate::labels::{Label, Scorer};
+use crate::moderation::{Label, Scorer};
 use crate::params::{self, ParamError};
 use crate::progress::{Progress, Unit};
 pub use files::{score_files, ScoreFiles, ScoredFiles};

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use polars::prelude::{df, DataFrame, DataType, IdxCa, IdxSize};
 
-use crate::labels::{Label, LABELS};
+use crate::moderation::{Label, LABELS};
 use crate::show::{chart, DataFrameShow, Many, Svg, Text};
 
 /// Predicted label distribution: rows flagged per label and their share, with a bar chart.

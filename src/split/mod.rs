@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, CsvReadOptions, DataFrame, DataType, IdxCa, IdxSize, ParquetReader, SerReader};
 
-use crate::labels::{Label, LABELS, LABEL_COLUMNS, TARGETS};
+use crate::moderation::{Label, LABELS, LABEL_COLUMNS, TARGETS};
 use crate::params::{self, ParamError};
 use iterstrat::{multilabel_stratified_shuffle_split, LabelMatrix};
 
@@ -209,7 +209,7 @@ pub fn split(labeled: &DataFrame, params: &SplitParams) -> Result<MlReady> {
             .into_iter()
             .find(|c| labeled.column(c).is_ok())
             .unwrap_or(LABEL_COLUMNS[i]);
-        flags.push(crate::labels::flag_column(labeled, name).with_context(|| {
+        flags.push(crate::moderation::flag_column(labeled, name).with_context(|| {
             format!("reading label {:?} (column {}, {} or {})", LABELS[i], LABEL_COLUMNS[i], TARGETS[i], LABELS[i])
         })?);
     }

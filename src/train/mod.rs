@@ -16,7 +16,7 @@ use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{Label, Scorer, LABELS};
+use crate::moderation::{Label, Scorer, LABELS};
 use crate::linear::{expit, LogRegModel, LogRegParams};
 use crate::mem::HugeVec;
 use crate::split::{MlReady, Part};

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: the Python peers (`python()`, `peer()`), the real review texts of
 //! ../shared/data/reviews-40k (with labels derived from them, or with their policy violation flag), CSV
-//! reading and the crate's seeded RNG.
+//! reading and the crate's seeded RNG. `toy_step.rs` beside it (the toy step model of the constrained-decoding
+//! tests) is included on its own by `#[path]`, so those tests do not build these helpers.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -148,7 +149,7 @@ pub fn labeled_frame(reviews: &[Review], spam_rows: usize) -> DataFrame {
         Column::new("text".into(), reviews.iter().map(|r| r.text.clone()).collect::<Vec<_>>()),
         Column::new("rating".into(), reviews.iter().map(|r| r.rating).collect::<Vec<_>>()),
     ];
-    for (j, name) in revmod::labels::LABEL_COLUMNS.iter().enumerate() {
+    for (j, name) in revmod::moderation::LABEL_COLUMNS.iter().enumerate() {
         cols.push(Column::new((*name).into(), labels.iter().map(|l| l[j] as i32).collect::<Vec<_>>()));
     }
     DataFrame::new(reviews.len(), cols).unwrap()

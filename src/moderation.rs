@@ -1,5 +1,6 @@
-//! The five moderation labels ([`Label`]: name, target column, labeler column, display name), the reading
-//! of their 0/1 columns, and the one interface every fitted scorer offers.
+//! The five moderation labels and the scorer interface: [`Label`] (name, target column, labeler column,
+//! display name), [`PerLabel`] (one value per label), the reading of their 0/1 columns, and [`Scorer`], the
+//! one interface every fitted model offers. (The labeler that writes these columns is [`crate::label`].)
 //!
 //! Shared vocabulary between steps: labeling (step 8) writes the `is_*` columns, `split` (step 9) turns
 //! them into `y_*` targets, `train_baseline` (step 10) fits one model per label, and `error_analysis`,
@@ -96,14 +97,31 @@ impl std::fmt::Display for Label {
 
 /// One value per label (a review's probabilities, flags or counts), indexed by [`Label`]: `probs[Label::Ads]`.
 /// Stored in [`Label::ALL`] order; derefs to that array (and takes a position, `probs[1]`) for code that walks
-/// the five columns in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// the five columns in order. Its `Debug` is the array's (`[0.1, 0.9, ...]`): the few-shot labeler's settings
+/// string, which checkpoints compare, prints its calibration that way.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerLabel<T>(pub [T; 5]);
 
+impl<T: std::fmt::Debug> std::fmt::Debug for PerLabel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
 impl<T> PerLabel<T> {
+    /// The value `f(label)` for each label.
+    pub fn from_fn(f: impl FnMut(Label) -> T) -> Self {
+        PerLabel(Label::ALL.map(f))
+    }
+
     /// Each label with its value, in [`Label::ALL`] order.
     pub fn by_label(&self) -> impl Iterator<Item = (Label, &T)> {
         Label::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// `f` applied to every label's value (a per-label value of another type).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerLabel<U> {
+        PerLabel(self.0.map(f))
     }
 }
 
@@ -117,6 +135,12 @@ impl<T> std::ops::Index<Label> for PerLabel<T> {
     type Output = T;
     fn index(&self, label: Label) -> &T {
         &self.0[label as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Label> for PerLabel<T> {
+    fn index_mut(&mut self, label: Label) -> &mut T {
+        &mut self.0[label as usize]
     }
 }
 
@@ -201,4 +225,22 @@ pub trait Scorer: Send + Sync {
     fn thresholds(&self) -> &[f64];
     /// Probability of the positive class for every text (rows) and label (columns).
     fn predict_proba(&self, texts: &[&str]) -> ndarray::Array2<f64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_label_is_indexed_by_label_and_prints_as_its_array() {
+        let mut p = PerLabel([0.5f32, 0.25, 0.125, 1.0, 0.0]);
+        assert_eq!((p[Label::Ads], p[Label::NonVisit]), (0.25, 1.0));
+        p[Label::Spam] = 0.75;
+        assert_eq!(p[4], 0.75, "positions follow Label::ALL");
+        assert_eq!(PerLabel::from_fn(|l| l.name()).0, LABELS);
+        // the labeler's settings string (compared by checkpoints) prints calibrations with {:?}
+        let a = [[1.5f32, -2.0, 0.0, 3.25, 1e-3]; 5];
+        assert_eq!(format!("{:?}", PerLabel(a.map(PerLabel))), format!("{a:?}"));
+        assert_eq!(format!("{:.3?}", PerLabel([Some(0.5f64), None, None, None, None])), "[Some(0.500), None, None, None, None]");
+    }
 }

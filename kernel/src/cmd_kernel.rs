@@ -142,7 +142,7 @@ fn warm(config_dir: &Path) -> Result<()> {
     let result = (|| -> Result<std::path::PathBuf> {
         let mut s = Session::start_bare(&cwd, &root, None)?;
         s.load_config()?;
-        let run = s.run_cell("let _revmod_warm = revmod::labels::LABELS.len();", None);
+        let run = s.run_cell("let _revmod_warm = revmod::moderation::LABELS.len();", None);
         if let Some(f) = run.failure {
             bail!("a first cell failed after loading the support crate: {}: {}", f.ename(), f.evalue());
         }

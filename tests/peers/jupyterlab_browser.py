@@ -145,8 +145,8 @@ def run(prefix, kernel, out, budget):
     work = os.path.join(out, "work")
     os.makedirs(work, exist_ok=True)
     write_json(os.path.join(work, "a.ipynb"),
-               notebook(["let x = 40 + 2;\nx", DF_CELL, CHART_CELL, PANIC_CELL, AFTER_CELL], kernel))
-    write_json(os.path.join(work, "b.ipynb"), notebook(["let y = 2 + 3;\ny", DF_CELL], kernel))
+               notebook(["let x: i32 = 40 + 2;\nx", DF_CELL, CHART_CELL, PANIC_CELL, AFTER_CELL], kernel))
+    write_json(os.path.join(work, "b.ipynb"), notebook(["let y: i32 = 2 + 3;\ny", DF_CELL], kernel))
     write_json(os.path.join(work, "c.ipynb"), notebook([
         "let keep = 7;",
         'write_sample("idata", &SampleParams { reviews: 600, ..Default::default() }).unwrap();\n'
@@ -216,7 +216,7 @@ def check_a_and_b(browser, url, token, budget):
     a = Lab(browser, url, token, "a.ipynb", "wa")
     t0 = time.time()
     a.menu("Run", "Run All Cells")
-    a.wait_for("first result 42", lambda: "42" in a.cell_text(0), 1800)
+    a.wait_for("first result 42", lambda: "42" in a.cell_text(0), 900)
     res["run_all_first_result_s"] = round(time.time() - t0, 2)
     a.wait_for("HTML table", lambda: a.cells().nth(1).locator(".jp-OutputArea table").count() > 0, 600)
     res["run_all_table_s"] = round(time.time() - t0, 2)
@@ -254,7 +254,7 @@ def check_a_and_b(browser, url, token, budget):
     a.wait_for("panic after restart", lambda: "Panic" in a.cell_text(3), 600)
     a.page.screenshot(path=os.path.join(OUT, "restart-run-all.png"), full_page=True)
     b.page.bring_to_front()
-    b.wait_for("second notebook's result", lambda: "5" in b.cell_text(0), 1800)
+    b.wait_for("second notebook's result", lambda: "5" in b.cell_text(0), 600)
     b.wait_for("second notebook's table", lambda: b.cells().nth(1).locator(".jp-OutputArea table").count() > 0, 600)
     res["second_notebook_table_s"] = round(time.time() - tb, 2)
     b.page.screenshot(path=os.path.join(OUT, "second-notebook.png"), full_page=True)

@@ -66,7 +66,7 @@ def main():
         kc.wait_for_ready(timeout=60)
         res["kernel_info_s"] = round(time.time() - t0, 2)
 
-        r = run(kc, "let x = 40 + 2;\nx", 1800)
+        r = run(kc, "let x: i32 = 40 + 2;\nx", 1800)
         assert r["reply"]["status"] == "ok", r
         assert r["data"].get("text/plain") == "42", r
         res["first_result_s"] = round(time.time() - t0, 2)

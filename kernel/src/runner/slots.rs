@@ -33,6 +33,9 @@ pub struct Slot {
     /// The slot folder (evcxr's `EVCXR_TMPDIR`).
     pub dir: PathBuf,
     root: PathBuf,
+    /// The slot had no `target/` when it was taken (evcxr creates one as soon as it starts, so this
+    /// is decided here, before that).
+    fresh: bool,
     _lock: FileLock,
 }
 
@@ -76,7 +79,7 @@ impl Slot {
                 return Err(anyhow::Error::new(e).context(format!("locking {}", path.display())))
             }
         }
-        if !self.dir.join("target").exists() {
+        if self.fresh {
             if let Some(note) = seed(&self.root, &self.dir) {
                 say(&note);
             }
@@ -93,7 +96,8 @@ pub fn take(root: &Path) -> Result<Slot> {
         let dir = root.join(format!("slot-{n}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         if let Some(lock) = try_lock(&dir.join(LOCK))? {
-            return Ok(Slot { dir, root: root.to_owned(), _lock: lock });
+            let fresh = !dir.join("target").exists();
+            return Ok(Slot { dir, root: root.to_owned(), fresh, _lock: lock });
         }
     }
     Err(anyhow!("all {MAX_SLOTS} evcxr build slots under {} are in use", root.display()))
@@ -145,7 +149,7 @@ fn seed(root: &Path, dir: &Path) -> Option<String> {
         .status()
         .is_ok_and(|s| s.success())
         && std::fs::copy(src.join("Cargo.lock"), dir.join("Cargo.lock")).is_ok()
-        && std::fs::rename(&tmp, dir.join("target")).is_ok();
+        && replace_dir(&tmp, &dir.join("target"));
     if copied {
         Some(format!(
             "seeded build folder {} from {} in {:.1} s",
@@ -157,6 +161,19 @@ fn seed(root: &Path, dir: &Path) -> Option<String> {
         let _ = std::fs::remove_dir_all(&tmp);
         Some(format!("could not seed {} from {}; compiling the support crate there", dir.display(), src.display()))
     }
+}
+
+/// Renames `from` over `to`, removing what evcxr may already have created at `to` (an empty build).
+fn replace_dir(from: &Path, to: &Path) -> bool {
+    if to.exists() {
+        let old = to.with_extension("replaced");
+        let _ = std::fs::remove_dir_all(&old);
+        if std::fs::rename(to, &old).is_err() {
+            return false;
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    std::fs::rename(from, to).is_ok()
 }
 
 #[cfg(test)]
@@ -203,8 +220,10 @@ mod tests {
         a.mark_warm().unwrap();
         assert!(a.is_warm());
         assert!(a.prepare(|_| {}).unwrap().is_none(), "a warm slot needs no build lock");
-        // Now warm (and still busy): the fallback copies it.
+        // Now warm (and still busy): the fallback copies it, also over the empty build evcxr creates
+        // as soon as it starts (after `take`, before `prepare`).
         let c = take(&r).unwrap();
+        std::fs::create_dir_all(c.dir.join("target/debug")).unwrap();
         let _g = c.prepare(|s| said.push(s.to_owned())).unwrap();
         assert!(said.len() == 1 && said[0].starts_with("seeded"), "{said:?}");
         assert_eq!(std::fs::read_to_string(c.dir.join("target/release/lib.rlib")).unwrap(), "half built");

@@ -50,6 +50,17 @@ def collect(kc, msg_id, timeout):
             return out
 
 
+def wait_for_stream(kc, msg_id, text, timeout):
+    """Waits for a stream of msg_id containing text (the cell is compiled and running); the other
+    iopub messages of that request are dropped (collect() then sees the rest)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        m = kc.get_iopub_msg(timeout=timeout)
+        if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream" and text in m["content"]["text"]:
+            return
+    raise AssertionError(f"no {text!r} from the cell in {timeout} s")
+
+
 def run(kc, code, timeout=600):
     return collect(kc, kc.execute(code), timeout)
 
@@ -103,10 +114,10 @@ def main():
 
         # Interrupt a cell that watches for it (as labeling does): it stops, variables stay.
         msg = kc.execute(
-            "let stopped = {\n    let _w = revmod::interrupt::watch();\n    let mut ticks = 0u64;\n"
+            "let stopped = {\n    let _w = revmod::interrupt::watch();\n    eprintln!(\"watching\");\n    let mut ticks = 0u64;\n"
             "    while !revmod::interrupt::requested() { std::thread::sleep(std::time::Duration::from_millis(50)); ticks += 1; }\n"
             '    format!("stopped after {} ticks", ticks)\n};\nstopped')
-        time.sleep(3)
+        wait_for_stream(kc, msg, "watching", 600)  # compiled and running: interrupt the run, not the build
         ti = time.time()
         km.interrupt_kernel()
         r = collect(kc, msg, 120)
@@ -117,8 +128,8 @@ def main():
         assert r["data"].get("text/plain") == "44", f"variables survive a watched interrupt: {r}"
 
         # Interrupt a cell that ignores it: ended after the grace period, the kernel goes on.
-        msg = kc.execute("std::thread::sleep(std::time::Duration::from_secs(120));\n1")
-        time.sleep(3)
+        msg = kc.execute('eprintln!("sleeping");\nstd::thread::sleep(std::time::Duration::from_secs(120));\n1')
+        wait_for_stream(kc, msg, "sleeping", 600)
         ti = time.time()
         km.interrupt_kernel()
         r = collect(kc, msg, 120)

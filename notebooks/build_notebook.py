@@ -370,15 +370,17 @@ model such as the embedded Gemma-3 270M, which continues a page of example revie
 log-likelihood of `yes`/`no` after each question (`src/label/fewshot.rs`), plus a hidden-state probe for
 off-topic and non-visit text (`src/label/probe.rs`: logistic heads on the mean of layer 11's hidden states
 over the review, captured in the same forward, fitted on 269 reviews the project wrote,
-`data/probe-train.csv`), calibrated and combined with the keyword rules; an ad is never relevant.
+`data/probe-train.csv`), calibrated and combined with the keyword rules; an ad the rules find is never
+relevant, and the model's own ads or never-visited answer takes relevance away only when it is at least as
+probable as its relevance answer.
 `instruct-json` for instruction-tuned models (Gemma-3-*-it, a server), which get the seed's zero-shot JSON
 prompt.
 
 How good the default is on human labels (README, "How good are the labels", with the commands): on the
 held-out part of a 536-review human-labeled development set (159 rows, ads and off-topic over-represented)
-F1 1.00 for ads, 0.52 for off-topic (0.00 before the probe) and 0.87 for relevant (0.77 before); on 162
-hand-labeled Utah reviews F1 0.89 for relevant (0.93 before: short praise is sometimes read as
-off-topic). Rants without a visit have no human gold there; the generator's truth below measures them. A
+F1 1.00 for ads, 0.52 for off-topic (0.00 before the probe) and 0.89 for relevant (0.77 before); on 162
+hand-labeled Utah reviews F1 0.91 for relevant (0.93 before the probe: short praise is sometimes read as
+off-topic, and the guard stops 13 real reviews with "!!!!" or "...." as junk). Rants without a visit have no human gold there; the generator's truth below measures them. A
 bigger instruction-tuned model (`-p MODEL=...` a Gemma-3-*-it, or `BACKEND=openai`) reads the definitions
 instead of examples and needs no probe; measure it here with `-p GOLD=path` before trusting it.
 

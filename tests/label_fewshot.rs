@@ -92,12 +92,13 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
 
 // Floors: a little under what the default measured on exactly these rows (README, "How good are the
 // labels"; the replay of the dumped log-odds and hidden states matched `revmod label-eval` to 1e-5 in p):
-// Utah relevant 0.891; gold-dev held-out subset ads 1.000, irrelevant 0.522 (15 positives: one miss moves it
-// by ~0.05), relevant 0.869.
-const FLOOR_UTAH_RELEVANT: f64 = 0.86;
+// Utah relevant 0.910 (0.891 before `fewshot-v3` weighed the ads and never-visited answers against
+// relevance); gold-dev held-out subset ads 1.000, irrelevant 0.522 (15 positives: one miss moves it by
+// ~0.05), relevant 0.893 (0.869 before v3).
+const FLOOR_UTAH_RELEVANT: f64 = 0.88;
 const FLOOR_GOLD_ADS: f64 = 0.95;
 const FLOOR_GOLD_IRRELEVANT: f64 = 0.45;
-const FLOOR_GOLD_RELEVANT: f64 = 0.84;
+const FLOOR_GOLD_RELEVANT: f64 = 0.86;
 
 #[test]
 fn default_labeler_reads_the_text() {

@@ -31,6 +31,33 @@ fn install(prefix: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Installs the kernelspec `name` under a fresh `tmp(dir)` prefix, building the support crate as a user's
+/// install does; returns the prefix.
+fn installed(dir: &str, name: &str) -> PathBuf {
+    let prefix = tmp(dir);
+    let o = install(&prefix, &["--name", name]);
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    prefix
+}
+
+/// The Python peer `tests/peers/<script>` with Jupyter finding the kernelspecs under `prefix`, started as
+/// JupyterLab starts a kernel: without cargo's library path.
+fn peer(script: &str, prefix: &Path) -> Command {
+    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut c = Command::new(py);
+    c.env("JUPYTER_PATH", prefix.join("share/jupyter"))
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers").join(script));
+    c
+}
+
+/// The peer's JSON summary: the last stdout line that is a JSON object (the kernel's own output may
+/// come before it).
+fn summary(stdout: &str) -> Value {
+    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
 #[test]
 fn install_writes_a_complete_kernelspec() {
     let prefix = tmp("install");
@@ -72,16 +99,9 @@ fn the_name_rust_is_refused() {
 
 #[test]
 fn jupyter_runs_a_notebook_on_the_installed_kernel() {
-    let prefix = tmp("jupyter");
-    let o = install(&prefix, &["--name", "revmod-nbclient"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kernel_nbclient.py");
+    let prefix = installed("jupyter", "revmod-nbclient");
     let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel_smoke.ipynb");
-    let o = Command::new(py)
-        .env("JUPYTER_PATH", prefix.join("share/jupyter"))
-        .env_remove("LD_LIBRARY_PATH") // as JupyterLab starts it, without cargo's library path
-        .arg(script)
+    let o = peer("kernel_nbclient.py", &prefix)
         .args(["revmod-nbclient"])
         .arg(&nb)
         .arg(prefix.join("executed.ipynb"))
@@ -90,9 +110,7 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
         .unwrap();
     let line = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{line}\n{}", String::from_utf8_lossy(&o.stderr));
-    // the kernel shares the script's stdout (its build output lands there too): the summary is the last line
-    let last = line.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("no summary line in:\n{line}"));
-    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let v = summary(&line);
     assert!(v["html_tables"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["svgs"].as_u64().unwrap() >= 1, "{v}");
     eprintln!("kernel test: {v}");
@@ -103,16 +121,9 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
 /// watching cell cleanly and end one that ignores them.
 #[test]
 fn kernel_protocol_errors_streams_and_interrupts() {
-    let prefix = tmp("protocol");
-    let o = install(&prefix, &["--name", "revmod-protocol"]);
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/kernel_protocol.py");
-    let o = Command::new(py)
-        .env("JUPYTER_PATH", prefix.join("share/jupyter"))
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("RUST_BACKTRACE")
-        .arg(script)
+    let prefix = installed("protocol", "revmod-protocol");
+    let o = peer("kernel_protocol.py", &prefix)
+        .env_remove("RUST_BACKTRACE") // the test checks that no backtrace is shown unless asked for
         .arg("revmod-protocol")
         .output()
         .unwrap();
@@ -128,14 +139,9 @@ fn kernel_protocol_errors_streams_and_interrupts() {
 /// cell, keeps its parts, and a re-run resumes. Screenshots: target/tmp/kernel/lab/out/*.png.
 #[test]
 fn jupyterlab_in_chromium_runs_restarts_and_interrupts() {
-    let prefix = tmp("lab");
-    let o = install(&prefix, &["--name", "revmod-lab"]);
-    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    let py = std::env::var("REVMOD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/jupyterlab_browser.py");
+    let prefix = installed("lab", "revmod-lab");
     let out = prefix.join("out");
-    let o = Command::new(py)
-        .arg(script)
+    let o = peer("jupyterlab_browser.py", &prefix)
         .arg(&prefix)
         .arg("revmod-lab")
         .arg(&out)
@@ -150,8 +156,7 @@ fn jupyterlab_in_chromium_runs_restarts_and_interrupts() {
         String::from_utf8_lossy(&o.stderr),
         out.display()
     );
-    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).expect("summary line");
-    let v: Value = serde_json::from_str(last).unwrap();
+    let v = summary(&stdout);
     assert!(v["restart_first_result_s"].as_f64().is_some() && v["interrupt_s"].as_f64().unwrap() <= 60.0, "{v}");
     assert!(out.join("restart-run-all.png").exists() && out.join("interrupt.png").exists());
     eprintln!("jupyterlab test: {v}");

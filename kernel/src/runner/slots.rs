@@ -4,9 +4,9 @@
 //! Layout: `ROOT/slot-N/` (ROOT is [`super::exec::default_build_root`]), each with
 //! - `.revmod-lock`: held (exclusive, non-blocking) by the one live session using the slot, so two
 //!   notebooks never share evcxr's build folder;
-//! - `.revmod-warm`: written once the support crate has loaded in this slot (`init.evcxr` ran to
-//!   the end, or a cell with its own `:dep` succeeded), so the slot's `target/` was complete at least
-//!   once and may be copied;
+//! - `.revmod-warm`: written when a session in this slot ends, or by the kernel once `init.evcxr`
+//!   has built the support crate, so the slot's `target/` holds no build in progress from then on
+//!   (a busy kernel slot compiles only cells) and may be copied;
 //! - `target/`, `Cargo.lock`, `src/`: evcxr's own build files.
 //!
 //! Before the support crate loads in a slot that is not warm, the session takes `ROOT/.revmod-build`
@@ -132,13 +132,8 @@ fn warm_sources(root: &Path, dir: &Path) -> Vec<(PathBuf, Option<FileLock>)> {
 /// folder renamed at the end, so a crash leaves no half copy). Best effort: on failure the slot
 /// starts empty and evcxr compiles the support crate there. Returns a note for the log.
 fn seed(root: &Path, dir: &Path) -> Option<String> {
-    let mut sources = warm_sources(root, dir);
-    if sources.is_empty() {
-        return None;
-    }
-    // Only the first source is used; locks of the others are released now.
-    sources.truncate(1);
-    let (src, _src_lock) = sources.pop()?;
+    // The first source is used (its lock, if idle, held for the copy); the others' locks are released here.
+    let (src, _src_lock) = warm_sources(root, dir).into_iter().next()?;
     let tmp = dir.join("target.seeding");
     let _ = std::fs::remove_dir_all(&tmp);
     let t = Instant::now();

@@ -3,8 +3,9 @@
 //! HTML report. Needs the `notebook` feature (evcxr) and a Rust toolchain with rust-src.
 //!
 //! Run: `cargo test --release --workspace --test runner`
-//! The support-crate notebook `:dep`s revmod: cold, that compiles polars inside evcxr (~15 min) once; evcxr's
-//! compiled-dependency cache (`:cache`, shared by every build slot, the kernel and the walkthrough) keeps it.
+//! The support-crate notebook `:dep`s revmod: cold, that compiles polars inside evcxr (~15 min) once. The
+//! runs use the shared build root (`EVCXR_TMPDIR`, as a user's runs do), whose locked slots start as copies
+//! of a warm one (the kernel's or the walkthrough's), so a warm cache compiles nothing again.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,6 @@ fn run(test: &str, nb: &str, extra: &[&str]) -> Ran {
     let html = dir.join("report.html");
     let o = Command::new(BIN)
         .current_dir(&dir)
-        .env("REVMOD_EVCXR_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("evcxr"))
         // cargo test puts the toolchain's libstd on this path; a user's shell does not
         .env_remove("LD_LIBRARY_PATH")
         .arg("run")

@@ -4,7 +4,8 @@
 //! HTML report as a real browser renders it (Debian's chromium, headless: DOM and a screenshot).
 //!
 //! Run: `cargo test --release --workspace --test walkthrough` (after scripts/setup). Cold, the notebook's
-//! `:dep` of revmod compiles polars and candle inside evcxr once; evcxr's cache keeps them for later runs.
+//! `:dep` of revmod compiles polars and candle inside evcxr once, in a build slot under `EVCXR_TMPDIR` that
+//! later runs reuse (or copy, see kernel/src/runner/slots.rs).
 
 use revmod::polars::prelude::*;
 use serde_json::Value;
@@ -56,8 +57,8 @@ fn rows(path: &Path) -> usize {
     ParquetReader::new(f).finish().unwrap().height()
 }
 
-/// One walkthrough run at a time: each needs an evcxr build slot, and cold, a second one would compile the
-/// support crate's dependencies again in parallel instead of taking them from evcxr's cache.
+/// One walkthrough run at a time: each needs an evcxr build slot, and cold, a second one would start
+/// before the first has a warm slot to copy and compile the support crate's dependencies again in parallel.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Walk {

@@ -405,6 +405,8 @@ fn start_session(shared: &Shared, line_tap: &exec::Tap) -> Result<Session> {
     let mut s = Session::start_bare(&cwd, &root, Some(line_tap.clone()))?;
     *shared.process.lock().unwrap() = Some(s.process_handle());
     s.load_config()?;
+    // init.evcxr has built the support crate: a second notebook may copy this slot while it is in use
+    s.mark_slot_warm()?;
     Ok(s)
 }
 

@@ -131,6 +131,13 @@ impl Session {
             let tail = stderr[stderr.len().saturating_sub(20)..].join("\n");
             anyhow!("loading evcxr config (init.evcxr, prelude.rs): {e}\n{tail}")
         })?;
+        Ok(())
+    }
+
+    /// Marks this session's build slot warm (copyable by other sessions, see `slots`) now: for a caller
+    /// that knows its dependencies are built and no further dependency build will run in this session
+    /// (the kernel after `init.evcxr` loaded the support crate). Every slot is marked when its session ends.
+    pub fn mark_slot_warm(&self) -> Result<()> {
         self.slot.mark_warm()
     }
 
@@ -241,11 +248,6 @@ impl Session {
             }),
             Err(e) => Some(Failure::Evcxr { message: e.to_string() }),
         };
-        // A cell that compiled and ran leaves the slot's build consistent (a notebook's own
-        // `:dep` makes the slot warm here when the configuration loaded nothing).
-        if run.failure.is_none() && !self.slot.is_warm() {
-            let _ = self.slot.mark_warm();
-        }
         run
     }
 
@@ -263,6 +265,14 @@ impl Session {
             last = now;
         }
         self.take_lines()
+    }
+}
+
+impl Drop for Session {
+    /// The session is over, so no build runs in its slot any more: it may be copied from now on
+    /// (best effort: a slot that cannot be marked is only not copied).
+    fn drop(&mut self) {
+        let _ = self.slot.mark_warm();
     }
 }
 

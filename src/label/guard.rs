@@ -30,12 +30,21 @@ pub enum LowQuality {
     TooShort,
     /// Not a single ASCII letter (emoji, digits, punctuation, or a non-Latin script only).
     NoAsciiLetter,
-    /// The same non-space character four or more times in a row ("!!!!", "soooo").
+    /// Mostly one character repeated: runs of four or more of the same non-space character ("aaaaaa",
+    /// "!!!!!!") make up at least half of the text's non-space characters.
     Repetition,
 }
 
 /// The seed's `cheap_low_quality` on an already cleaned text: empty; <= 2 words or < 12 characters;
-/// no ASCII letter; a (non-whitespace) character repeated 4+ times in a row.
+/// no ASCII letter; degenerate repetition.
+///
+/// One rule differs from the seed on purpose. The seed stopped a text with *any* run of four equal
+/// characters, so a long, detailed review with a "!!!!", a "...." or "⭐⭐⭐⭐⭐" in it became SPAM without
+/// a model call. On real reviews with human labels, the seed's guard stopped 19 of gold-dev's 536
+/// reviews, 13 of them detailed reviews people called relevant, and 17 of the 164 labeled Utah reviews,
+/// 13 of them relevant; this guard stops 5 (none relevant) and 6 (3 relevant: two-word praise such as
+/// "Amazing views", which the seed's word rule stops). Here repetition stops a text only when the
+/// runs are at least half of it ([`LowQuality::Repetition`]); the seed's other rules are unchanged.
 pub fn low_quality_reason(cleaned: &str) -> Option<LowQuality> {
     let t = cleaned.trim();
     if t.is_empty() {
@@ -50,20 +59,29 @@ pub fn low_quality_reason(cleaned: &str) -> Option<LowQuality> {
     if !t.chars().any(|c| c.is_ascii_alphabetic()) {
         return Some(LowQuality::NoAsciiLetter);
     }
-    let mut prev = None;
-    let mut run = 0usize;
-    for c in t.chars() {
-        if Some(c) == prev {
-            run += 1;
-        } else {
-            prev = Some(c);
-            run = 1;
-        }
-        if run >= 4 && !c.is_whitespace() {
-            return Some(LowQuality::Repetition);
-        }
+    if 2 * repeated_chars(t) >= t.chars().filter(|c| !c.is_whitespace()).count() {
+        return Some(LowQuality::Repetition);
     }
     None
+}
+
+/// How many non-space characters of `t` are in runs of four or more of the same character.
+fn repeated_chars(t: &str) -> usize {
+    let mut total = 0;
+    let mut prev = None;
+    let mut run = 0usize;
+    for c in t.chars().chain(std::iter::once(' ')) {
+        if Some(c) == prev {
+            run += 1;
+            continue;
+        }
+        if run >= 4 && !prev.is_some_and(char::is_whitespace) {
+            total += run;
+        }
+        prev = Some(c);
+        run = 1;
+    }
+    total
 }
 
 /// True when the guard stops this cleaned text (see [`low_quality_reason`]).
@@ -91,8 +109,12 @@ mod tests {
         assert_eq!(low_quality_reason("ok ok ok"), Some(LowQuality::TooShort));
         assert_eq!(low_quality_reason("😀 😀 😀 😀 ❤️ 123 456"), Some(LowQuality::NoAsciiLetter));
         assert_eq!(low_quality_reason("とても 美味しい ラーメン でした"), Some(LowQuality::NoAsciiLetter));
-        assert_eq!(low_quality_reason("Best tacos ever!!!!"), Some(LowQuality::Repetition));
-        assert_eq!(low_quality_reason("sooooo good here"), Some(LowQuality::Repetition));
+        assert_eq!(low_quality_reason("aaaaaaaa bbbbbbb cc"), Some(LowQuality::Repetition));
+        assert_eq!(low_quality_reason("!!!!!!!!!!!! wow !!!!!!!!!!"), Some(LowQuality::Repetition));
+        // a run in a real review does not stop it (the seed stopped these; people call them relevant)
+        assert_eq!(low_quality_reason("Best tacos ever!!!!"), None);
+        assert_eq!(low_quality_reason("sooooo good here"), None);
+        assert_eq!(low_quality_reason("Awesome to deal with ....thanks"), None);
         assert_eq!(low_quality_reason("Good food,    friendly staff"), None);
         assert_eq!(low_quality_reason("The staff was friendly and the food was hot."), None);
         assert!(!cheap_low_quality("Three word review here"));

@@ -91,14 +91,15 @@ fn default_labeler_f1_on_real_human_labels_is_above_measured_floors() {
 }
 
 // Floors: a little under what the default measured on exactly these rows (README, "How good are the
-// labels"; the replay of the dumped log-odds and hidden states matched `revmod label-eval` to 1e-5 in p):
-// Utah relevant 0.910 (0.891 before `fewshot-v3` weighed the ads and never-visited answers against
-// relevance); gold-dev held-out subset ads 1.000, irrelevant 0.522 (15 positives: one miss moves it by
-// ~0.05), relevant 0.893 (0.869 before v3).
-const FLOOR_UTAH_RELEVANT: f64 = 0.88;
+// labels"), on both kernel paths (AVX-512 VNNI = candle's arithmetic; AVX2 with REVMOD_CPU_KERNEL=avx2), on
+// an AMD EPYC with AVX-512 VNNI: Utah relevant 0.947 / 0.944 (0.910 before the guard stopped only
+// degenerate repetition, 0.891 before `fewshot-v3`); gold-dev held-out subset ads 1.000 / 1.000, irrelevant
+// 0.545 / 0.522 (15 positives: one miss moves it by ~0.05), relevant 0.927 / 0.918 (0.893 before the guard
+// change, 0.869 before v3).
+const FLOOR_UTAH_RELEVANT: f64 = 0.92;
 const FLOOR_GOLD_ADS: f64 = 0.95;
 const FLOOR_GOLD_IRRELEVANT: f64 = 0.45;
-const FLOOR_GOLD_RELEVANT: f64 = 0.86;
+const FLOOR_GOLD_RELEVANT: f64 = 0.90;
 
 #[test]
 fn default_labeler_reads_the_text() {
@@ -129,22 +130,28 @@ fn default_labeler_reads_the_text() {
         let (lo, hi) = all.iter().fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(x[k]), h.max(x[k])));
         assert!(hi - lo > 0.1, "label {k}: log-odds barely move with the text ({lo}..{hi})");
     }
-    // reads the text: ads score higher on "Advertisement" than genuine reviews, genuine reviews higher on
-    // relevance than off-topic ones. The 270M's own ads answer moves only a little (measured: mean log-odds
-    // -2.63 for these ads against -2.99 for the genuine reviews; the rules catch most ads, README), so this
-    // compares means, with a margin under the measured 0.36.
+    // reads the text: genuine reviews score higher on relevance than off-topic ones. (The 270M's own ads
+    // answer barely separates these ads from genuine reviews, and by how much depends on the rounding of the
+    // kernel path: mean log-odds -2.63 against -2.99 on the AVX2 path, -2.63 against -2.69 on candle's
+    // arithmetic (AVX-512 VNNI); the rules carry ads, so ads are checked on the whole labeler below.)
     let mean = |v: &[PerLabel<f32>], k: Label| v.iter().map(|x| x[k]).sum::<f32>() / v.len() as f32;
-    assert!(mean(&a, Label::Ads) > mean(&g, Label::Ads) + 0.2, "ads {a:?} vs genuine {g:?}");
     assert!(mean(&g, Label::Relevant) > mean(&o, Label::Relevant), "relevance: genuine {g:?} vs off-topic {o:?}");
     // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)
     assert_eq!(score(&mut b, genuine[0]), g[0]);
-    // the whole labeler (answers + hidden-state probe + rules): off-topic posts score higher on irrelevant
-    // than genuine reviews, and the flags are not the same for every text
+    // the whole labeler (answers + hidden-state probe + rules): every ad is flagged as an ad, far above the rest;
+    // off-topic posts score higher on irrelevant than genuine reviews, and the flags are not the same for
+    // every text
     assert!(b.probe().is_some(), "the embedded model gets the embedded probe");
     let prompt = revmod::label::ModeratorPrompt::default();
-    let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).map(|t| r(t)).collect();
+    let inputs: Vec<ReviewInput> = genuine.iter().chain(&off).chain(&ads).map(|t| r(t)).collect();
     let probs: Vec<PerLabel<f32>> = b.answer(&prompt, &inputs).into_iter().map(|o| o.unwrap().probs.unwrap()).collect();
-    let (pg, po) = (&probs[..genuine.len()], &probs[genuine.len()..]);
+    let (pg, po, pa) = (&probs[..genuine.len()], &probs[genuine.len()..genuine.len() + off.len()], &probs[genuine.len() + off.len()..]);
+    let ad = Label::Ads;
+    // (not "nothing else is": on candle's arithmetic "Great breakfast spot, friendly staff and ..." gets p(ads)
+    // 0.58; enthusiastic praise reading as promotion is the 270M's known false positive, README)
+    let mean_p = |v: &[PerLabel<f32>]| v.iter().map(|p| p[ad]).sum::<f32>() / v.len() as f32;
+    let others: Vec<PerLabel<f32>> = pg.iter().chain(po).cloned().collect();
+    assert!(pa.iter().all(|p| p[ad] >= 0.5) && mean_p(pa) > mean_p(&others) + 0.4, "p(ads): ads {pa:?} others {others:?}");
     let irr = Label::Irrelevant;
     let max_g = pg.iter().map(|p| p[irr]).fold(0f32, f32::max);
     assert!(po.iter().all(|p| p[irr] > max_g), "p(irrelevant): off-topic {po:?} vs genuine {pg:?}");

@@ -378,9 +378,9 @@ prompt.
 
 How good the default is on human labels (README, "How good are the labels", with the commands): on the
 held-out part of a 536-review human-labeled development set (159 rows, ads and off-topic over-represented)
-F1 1.00 for ads, 0.52 for off-topic (0.00 before the probe) and 0.89 for relevant (0.77 before); on 162
-hand-labeled Utah reviews F1 0.91 for relevant (0.93 before the probe: short praise is sometimes read as
-off-topic, and the guard stops 13 real reviews with "!!!!" or "...." as junk). Rants without a visit have no human gold there; the generator's truth below measures them. A
+F1 1.00 for ads, 0.55 for off-topic (0.00 before the probe) and 0.93 for relevant (0.77 before); on 162
+hand-labeled Utah reviews F1 0.95 for relevant (short praise is sometimes read as off-topic; the seed's
+guard, which stopped detailed reviews with a "!!!!" or "...." in them as junk, stops only degenerate text now). Rants without a visit have no human gold there; the generator's truth below measures them. A
 bigger instruction-tuned model (`-p MODEL=...` a Gemma-3-*-it, or `BACKEND=openai`) reads the definitions
 instead of examples and needs no probe; measure it here with `-p GOLD=path` before trusting it.
 

@@ -210,8 +210,19 @@ pub fn save_with_metrics(b: &Baseline, metrics: &Metrics, dir: &Path) -> Result<
     metrics.save_csv(dir.join("metrics.csv"))
 }
 
-/// Reads a model written by [`save`].
+/// Reads a model written by [`save`]: `dir` is the model folder, or the output folder of `revmod train` /
+/// `train_baseline` that holds it under `models/baseline_tfidf_lr/` (what a user passes to `--out` is what
+/// they pass back to `--model`).
 pub fn load(dir: &Path) -> Result<Baseline> {
+    let nested = dir.join("models").join(super::MODEL_DIR);
+    let dir = if !dir.join("manifest.json").exists() && nested.join("manifest.json").is_file() { nested.as_path() } else { dir };
+    ensure!(
+        dir.join("manifest.json").is_file(),
+        "{}: no model here (no manifest.json, nor models/{}/manifest.json): give the folder `revmod train --out` wrote, or its models/{} folder",
+        dir.display(),
+        super::MODEL_DIR,
+        super::MODEL_DIR
+    );
     let m: Manifest = read_json(&dir.join("manifest.json"))?;
     ensure!(m.format == FORMAT, "{}: format {:?} is not {FORMAT:?}", dir.display(), m.format);
     ensure!(

@@ -387,6 +387,21 @@ struct Layer {
     vec: LayerNormVecs,
 }
 
+impl Layer {
+    /// The rest of the layer after attention, on a sequence of rows: the output projection of the heads'
+    /// output `o`, its norm and residual add onto `x`, then the feed-forward block with its two norms and
+    /// residual (Gemma-3's sandwich norms). Shared by the one-sequence and the batched forward.
+    fn finish_seq(&self, x: Tensor, o: &Tensor, eps: f32) -> Result<Tensor> {
+        let o = self.attn.o_proj.forward(o)?;
+        let o = candle_nn::ops::rms_norm(&o, &self.post_attn_norm, eps)?;
+        let x = (x + o)?;
+        let h = candle_nn::ops::rms_norm(&x, &self.pre_ff_norm, eps)?;
+        let f = self.mlp.forward(&h)?;
+        let f = candle_nn::ops::rms_norm(&f, &self.post_ff_norm, eps)?;
+        Ok((x + f)?)
+    }
+}
+
 /// A layer's RMSNorm weights (`1 + w`) as vectors: input, post-attention, pre-FF, post-FF, q, k.
 struct LayerNormVecs {
     input: Vec<f32>,
@@ -816,13 +831,7 @@ impl Gemma3Model {
             let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, eps)?;
             let qkv = a.qkv.forward(&h)?;
             let o = attend_seq(cfg, a, cache, &qkv[0], &qkv[1], &qkv[2], &plan)?;
-            let o = a.o_proj.forward(&o)?;
-            let o = candle_nn::ops::rms_norm(&o, &layer.post_attn_norm, eps)?;
-            x = (x + o)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.pre_ff_norm, eps)?;
-            let f = layer.mlp.forward(&h)?;
-            let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
-            x = (x + f)?;
+            x = layer.finish_seq(x, &o, eps)?;
             for (slot, _) in self.capture.0.iter().enumerate().filter(|(_, &l)| l == li) {
                 captured[slot] = x.mean(0)?.to_dtype(DType::F32)?.to_vec1()?;
             }

@@ -27,6 +27,8 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from serve import serve_until_stdin_closes
+
 ROOT = os.path.abspath(sys.argv[1])
 LOG_LOCK = threading.Lock()
 CUT_DONE = set()
@@ -196,10 +198,7 @@ class Hub(BaseHTTPRequestHandler):
 
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    print("READY", server.server_address[1], flush=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sys.stdin.read()  # the test closes stdin (or kills us) to stop the server
-    server.shutdown()
+    serve_until_stdin_closes(server)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from serve import serve_until_stdin_closes
 
 DIR = os.path.abspath(sys.argv[1])
 KEY = sys.argv[2]
@@ -106,10 +107,7 @@ def main():
     ctx.load_cert_chain(f"{DIR}/server.pem", f"{DIR}/server.key")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print("READY", server.server_address[1], flush=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sys.stdin.read()  # the test closes stdin (or kills us) to stop the server
-    server.shutdown()
+    serve_until_stdin_closes(server)
 
 
 if __name__ == "__main__":

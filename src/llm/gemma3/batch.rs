@@ -153,13 +153,7 @@ impl Gemma3Model {
                 }
             }
             let o = if outs.len() == 1 { outs.pop().context("one output")? } else { Tensor::cat(&outs, 0)? };
-            let o = a.o_proj.forward(&o)?;
-            let o = candle_nn::ops::rms_norm(&o, &layer.post_attn_norm, eps)?;
-            x = (x + o)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.pre_ff_norm, eps)?;
-            let f = layer.mlp.forward(&h)?;
-            let f = candle_nn::ops::rms_norm(&f, &layer.post_ff_norm, eps)?;
-            x = (x + f)?;
+            x = layer.finish_seq(x, &o, eps)?;
             for (slot, _) in layers.iter().enumerate().filter(|(_, &l)| l == li) {
                 for (i, (_, toks)) in batch.iter().enumerate() {
                     captured[i][slot] = x.narrow(0, offsets[i], toks.len())?.mean(0)?.to_dtype(DType::F32)?.to_vec1()?;

@@ -131,9 +131,10 @@ fn default_labeler_reads_the_text() {
         assert!(hi - lo > 0.1, "label {k}: log-odds barely move with the text ({lo}..{hi})");
     }
     // reads the text: genuine reviews score higher on relevance than off-topic ones. (The 270M's own ads
-    // answer barely separates these ads from genuine reviews, and by how much depends on the rounding of the
-    // kernel path: mean log-odds -2.63 against -2.99 on the AVX2 path, -2.63 against -2.69 on candle's
-    // arithmetic (AVX-512 VNNI); the rules carry ads, so ads are checked on the whole labeler below.)
+    // answer barely separates these ads from genuine reviews, and by how much depends on the kernel path:
+    // mean log-odds -2.63 against -2.99 on the AVX2 path, -2.63 against -2.69 on candle's arithmetic
+    // (AVX-512 VNNI), because a first answer at its tie flips between paths and the later questions are
+    // asked after it (README); the rules carry ads, so ads are checked on the whole labeler below.)
     let mean = |v: &[PerLabel<f32>], k: Label| v.iter().map(|x| x[k]).sum::<f32>() / v.len() as f32;
     assert!(mean(&g, Label::Relevant) > mean(&o, Label::Relevant), "relevance: genuine {g:?} vs off-topic {o:?}");
     // the same review scored twice gives the same numbers (the page's KV cache is reused, not corrupted)

@@ -143,7 +143,7 @@ fn artifacts_load_back_identically_and_python_reads_them() {
     std::fs::remove_dir_all(&dir).ok();
     // The training output folder (what `revmod train --out` names) loads as its models/baseline_tfidf_lr.
     let out = std::env::temp_dir().join(format!("revmod-train-out-{}", std::process::id()));
-    artifacts::save_with_metrics(b, metrics, &out.join("models").join(revmod::train::MODEL_DIR)).unwrap();
+    artifacts::save_with_metrics(b, metrics, &revmod::train::model_dir(&out)).unwrap();
     assert_eq!(Baseline::load(&out).unwrap().predict_proba(&texts), b.predict_proba(&texts));
     // a folder with neither says what it looked for
     let e = format!("{:#}", Baseline::load(out.join("models")).unwrap_err());

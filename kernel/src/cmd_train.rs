@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use revmod::split::{read_table, split, MlReady, SplitParams};
-use revmod::train::{artifacts, train_baseline, BaselineParams, MODEL_DIR};
+use revmod::train::{artifacts, model_dir, train_baseline, BaselineParams};
 
 /// Arguments of `revmod train`.
 #[derive(Args)]
@@ -41,7 +41,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     println!("label supports per split:\n{}", ml.supports()?);
     let t = std::time::Instant::now();
     let revmod::train::Trained { model, metrics } = train_baseline(&ml, &BaselineParams::default())?;
-    let dir = a.out.join("models").join(MODEL_DIR);
+    let dir = model_dir(&a.out);
     artifacts::save_with_metrics(&model, &metrics, &dir)?;
     println!("metrics:\n{}", metrics.table()?);
     for n in &metrics.notes {

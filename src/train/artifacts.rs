@@ -214,7 +214,7 @@ pub fn save_with_metrics(b: &Baseline, metrics: &Metrics, dir: &Path) -> Result<
 /// `train_baseline` that holds it under `models/baseline_tfidf_lr/` (what a user passes to `--out` is what
 /// they pass back to `--model`).
 pub fn load(dir: &Path) -> Result<Baseline> {
-    let nested = dir.join("models").join(super::MODEL_DIR);
+    let nested = super::model_dir(dir);
     let dir = if !dir.join("manifest.json").exists() && nested.join("manifest.json").is_file() { nested.as_path() } else { dir };
     ensure!(
         dir.join("manifest.json").is_file(),

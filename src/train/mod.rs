@@ -26,6 +26,12 @@ use crate::params::{self, ParamError};
 /// Folder name of the saved model under `<out>/models/` (seed: `models/baseline_tfidf_lr`).
 pub const MODEL_DIR: &str = "baseline_tfidf_lr";
 
+/// Where a training run with output folder `out` keeps its model: `<out>/models/baseline_tfidf_lr` (the
+/// seed's layout; `revmod train --out` writes there, [`Baseline::load`] also accepts `out` itself).
+pub fn model_dir(out: &std::path::Path) -> std::path::PathBuf {
+    out.join("models").join(MODEL_DIR)
+}
+
 /// Parameters of [`train_baseline`] (seed defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineParams {

@@ -22,6 +22,9 @@ pub fn early_hooks() {
     #[cfg(feature = "notebook")]
     {
         evcxr::runtime_hook();
+        if let Some(sock) = crate::jupyter::spare::is_spare_invocation() {
+            crate::jupyter::spare::host_main(&sock);
+        }
         if std::env::args().nth(1).as_deref() == Some("--control_file") {
             if let Err(e) = crate::runner::expose_toolchain_libs() {
                 eprintln!("revmod kernel: {e:#}");

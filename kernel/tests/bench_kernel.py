@@ -2,7 +2,8 @@
 
 For each side it measures: start -> kernel_info reply, start -> first result (`40 + 2`), warm
 restart -> kernel_info, -> first result, -> the DataFrame's HTML table, and the per-cell overhead
-(median execute round trip of small cells on a warm kernel).
+(median execute round trip of small cells on a warm kernel). Before each restart of the revmod side
+it waits until the kernel's warm spare has loaded (as after a student's pause; the wait is printed).
 
 Sides (the same `revmod` binary and kernelspec):
   revmod  the kernel's own loop (kernel/src/jupyter/), build slots under EVCXR_TMPDIR or
@@ -24,6 +25,9 @@ import tempfile
 import time
 
 from jupyter_client import KernelManager
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "peers"))
+from kernel_protocol import spare_ready  # noqa: E402
 
 # --no-table: the kernelspec loads no support crate (a loop-only comparison)
 TABLE = "--no-table" not in sys.argv
@@ -83,8 +87,10 @@ def measure_side(name, binary, prefix, restarts, cells, timeout):
             assert status == "ok", status
             small.append(dt)
         res["cell_median"] = statistics.median(small)
-        firsts, tables, infos = [], [], []
+        firsts, tables, infos, waits = [], [], [], []
         for _ in range(restarts):
+            if name == "revmod" and os.environ.get("REVMOD_KERNEL_SPARE") != "0":
+                waits.append(spare_ready(km.kernel_spec.env["EVCXR_CONFIG_DIR"], timeout))
             t0 = time.time()
             km.restart_kernel(now=False)
             kc.wait_for_ready(timeout=timeout)
@@ -95,6 +101,8 @@ def measure_side(name, binary, prefix, restarts, cells, timeout):
                 dt, status, mimes = execute(kc, DF_CELL, timeout)
                 assert "text/html" in mimes, mimes
                 tables.append(time.time() - t0)
+        if waits:
+            res["spare_wait_before_restart"] = statistics.median(waits)
         if restarts:
             res["restart_kernel_info"] = statistics.median(infos)
             res["restart_first_result"] = statistics.median(firsts)

@@ -51,6 +51,26 @@ fn peer(script: &str, prefix: &Path) -> Command {
     c
 }
 
+/// Ends, when dropped, the warm spares (`revmod --kernel-spare`) that kernels of the kernelspecs under
+/// `prefix` started: they would otherwise wait an hour for a next kernel, holding memory and a build slot.
+struct EndSpares(PathBuf);
+
+impl Drop for EndSpares {
+    fn drop(&mut self) {
+        let want = format!("EVCXR_CONFIG_DIR={}", self.0.display());
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let has = |hay: &[u8], needle: &[u8]| hay.split(|b| *b == 0).any(|w| w.starts_with(needle));
+            if has(&cmd, b"--kernel-spare") && has(&env, want.as_bytes()) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+}
+
 /// The peer's JSON summary: the last stdout line that is a JSON object (the kernel's own output may
 /// come before it).
 fn summary(stdout: &str) -> Value {
@@ -102,6 +122,7 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
     let prefix = installed("jupyter", "revmod-nbclient");
     let nb = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel_smoke.ipynb");
     let o = peer("kernel_nbclient.py", &prefix)
+        .env("REVMOD_KERNEL_SPARE", "0") // one kernel start: a spare would only load for nobody
         .args(["revmod-nbclient"])
         .arg(&nb)
         .arg(prefix.join("executed.ipynb"))
@@ -118,18 +139,25 @@ fn jupyter_runs_a_notebook_on_the_installed_kernel() {
 
 /// The kernel at the protocol level (tests/peers/kernel_protocol.py, jupyter_client): errors are error
 /// replies and stop Run All, variables survive, output streams while a cell runs, interrupts stop a
-/// watching cell cleanly and end one that ignores them.
+/// watching cell cleanly and end one that ignores them; then, restarted once its warm spare loaded, the
+/// kernel runs in the spare (fresh variables) and passes the same checks there.
 #[test]
 fn kernel_protocol_errors_streams_and_interrupts() {
     let prefix = installed("protocol", "revmod-protocol");
+    let _end = EndSpares(prefix.join("share/jupyter/kernels/revmod-protocol/evcxr"));
     let o = peer("kernel_protocol.py", &prefix)
         .env_remove("RUST_BACKTRACE") // the test checks that no backtrace is shown unless asked for
-        .arg("revmod-protocol")
+        .env_remove("REVMOD_KERNEL_SPARE")
+        .args(["revmod-protocol", "--restart"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    eprintln!("kernel protocol: {}", stdout.lines().last().unwrap_or(""));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("revmod kernel: took a warm spare"), "the restarted kernel runs in the spare:\n{stderr}");
+    let v = summary(&stdout);
+    assert!(v["restart_first_reply_s"].as_f64().is_some() && v["interrupt_watched_s_restarted"].as_f64().is_some(), "{v}");
+    eprintln!("kernel protocol: {v}");
 }
 
 /// Issue 20, as a student uses JupyterLab: a real JupyterLab server (PyPI jupyterlab) and Debian's
@@ -140,6 +168,7 @@ fn kernel_protocol_errors_streams_and_interrupts() {
 #[test]
 fn jupyterlab_in_chromium_runs_restarts_and_interrupts() {
     let prefix = installed("lab", "revmod-lab");
+    let _end = EndSpares(prefix.join("share/jupyter/kernels/revmod-lab/evcxr"));
     let out = prefix.join("out");
     let o = peer("jupyterlab_browser.py", &prefix)
         .arg(&prefix)

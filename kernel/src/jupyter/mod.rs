@@ -14,7 +14,10 @@
 //! - `interrupt_request` sends SIGINT to the cell's process (the support crate's long steps stop
 //!   at a clean point, see `revmod::interrupt`); a cell that ignores it is stopped after a grace
 //!   period by ending the evaluation process (its variables are then lost, and the reply says so).
+//! - A restart is fast: a kernel takes a warm spare session (see `spare`) when one is there, and
+//!   once ready starts the next one, so the support crate's load happens before the restart.
 
+pub mod spare;
 pub mod wire;
 
 use crate::runner::exec::{self, Line, Session};
@@ -30,6 +33,10 @@ use zeromq::{Socket, SocketRecv, SocketSend};
 
 /// Seconds a cell may ignore SIGINT before the kernel ends its process.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+/// How long the kernel must have been idle before it starts the warm spare for the next start: its
+/// load takes both cores of a small machine for half a minute, so it waits for the student's pause
+/// rather than slowing the first cells.
+const SPARE_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 /// The connection file Jupyter writes for the kernel.
 struct ConnectionInfo {
@@ -86,7 +93,7 @@ struct Shared {
     /// Output of the start-up while no cell was running (shown in the first cell that waited).
     init_log: Mutex<Vec<String>>,
     /// The evaluation process, once evcxr runs.
-    process: Mutex<Option<Arc<Mutex<std::process::Child>>>>,
+    process: Mutex<Option<Process>>,
     /// msg_id of the running cell, for interrupts.
     running: Mutex<Option<String>>,
     interrupted: AtomicBool,
@@ -123,6 +130,68 @@ impl Shared {
     }
 }
 
+/// Where the cells run: evcxr in this process, or a claimed spare.
+enum Backend {
+    Local(Session),
+    Remote(spare::Remote),
+}
+
+impl Backend {
+    fn run_cell(&mut self, code: &str) -> CellRun {
+        match self {
+            Backend::Local(s) => s.run_cell(code, None),
+            Backend::Remote(r) => r.run_cell(code),
+        }
+    }
+
+    /// The cell line a panic points to (see `Session::panic_cell_line`).
+    fn panic_cell_line(&self, message: &str, code: &str) -> Option<(usize, String)> {
+        match self {
+            Backend::Local(s) => s.panic_cell_line(message, code),
+            Backend::Remote(r) => r.panic_cell_line(),
+        }
+    }
+
+    fn build_dir(&self) -> String {
+        match self {
+            Backend::Local(s) => s.build_dir.display().to_string(),
+            Backend::Remote(r) => format!("{} (a warm spare)", r.build_dir),
+        }
+    }
+}
+
+/// The running cell's process, for interrupts and shutdown.
+#[derive(Clone)]
+enum Process {
+    Local(Arc<Mutex<std::process::Child>>),
+    Remote(spare::Control),
+}
+
+impl Process {
+    fn interrupt(&self) {
+        match self {
+            Process::Local(p) => {
+                exec::kill_child_builds();
+                let pid = p.lock().map(|c| c.id()).unwrap_or(0);
+                if pid > 0 {
+                    // SAFETY: signals our own child (the proxy, which forwards SIGINT to the runtime).
+                    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                }
+            }
+            Process::Remote(c) => c.interrupt(),
+        }
+    }
+
+    fn kill(&self) {
+        match self {
+            Process::Local(p) => {
+                let _ = p.lock().map(|mut c| c.kill());
+            }
+            Process::Remote(c) => c.kill(),
+        }
+    }
+}
+
 /// Work for the evaluation thread.
 enum Job {
     Execute(Message),
@@ -130,9 +199,15 @@ enum Job {
 
 /// Runs the kernel until Jupyter shuts it down.
 pub fn main(connection_file: &Path) -> Result<()> {
+    // Before any session changes this process's environment.
+    let origin = if spare::enabled() {
+        spare::Origin::current().map_err(|e| eprintln!("revmod kernel: no warm spares: {e:#}")).ok()
+    } else {
+        None
+    };
     let info = ConnectionInfo::read(connection_file)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(serve(info, rt.handle().clone()))
+    rt.block_on(serve(info, rt.handle().clone(), origin))
 }
 
 async fn bind<S: Socket>(info: &ConnectionInfo, port: u16) -> Result<S> {
@@ -141,7 +216,7 @@ async fn bind<S: Socket>(info: &ConnectionInfo, port: u16) -> Result<S> {
     Ok(s)
 }
 
-async fn serve(info: ConnectionInfo, rt: tokio::runtime::Handle) -> Result<()> {
+async fn serve(info: ConnectionInfo, rt: tokio::runtime::Handle, origin: Option<spare::Origin>) -> Result<()> {
     let signer = Signer::new(&info.key);
     let mut hb: zeromq::RepSocket = bind(&info, info.hb).await?;
     let shell: zeromq::RouterSocket = bind(&info, info.shell).await?;
@@ -188,7 +263,7 @@ async fn serve(info: ConnectionInfo, rt: tokio::runtime::Handle) -> Result<()> {
         let jobs_rx = jobs_rx.clone();
         std::thread::Builder::new()
             .name("revmod-eval".into())
-            .spawn(move || eval_thread(&shared, jobs_rx, tap_tx))?;
+            .spawn(move || eval_thread(&shared, jobs_rx, tap_tx, origin.as_ref()))?;
     }
 
     {
@@ -235,8 +310,9 @@ async fn serve(info: ConnectionInfo, rt: tokio::runtime::Handle) -> Result<()> {
 /// Ends the evaluation process and any build, then the kernel.
 fn shutdown(shared: &Shared) {
     exec::kill_child_builds();
+    // A spare ends by itself when this process's socket to it closes.
     if let Some(p) = shared.process.lock().unwrap().as_ref() {
-        let _ = p.lock().map(|mut c| c.kill());
+        p.kill();
     }
     std::process::exit(0)
 }
@@ -249,11 +325,7 @@ fn interrupt(shared: &Shared) {
     exec::kill_child_builds();
     let process = shared.process.lock().unwrap().clone();
     let Some(process) = process else { return };
-    let pid = process.lock().map(|c| c.id()).unwrap_or(0);
-    if pid > 0 {
-        // SAFETY: signals our own child (the proxy, which forwards SIGINT to the runtime).
-        unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    }
+    process.interrupt();
     let until = Instant::now() + INTERRUPT_GRACE;
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
@@ -263,7 +335,7 @@ fn interrupt(shared: &Shared) {
     }
     if shared.running.lock().unwrap().as_deref() == Some(id.as_str()) {
         eprintln!("revmod kernel: the cell ignored the interrupt for {INTERRUPT_GRACE:?}; ending its process");
-        let _ = process.lock().map(|mut c| c.kill());
+        process.kill();
     }
 }
 
@@ -398,20 +470,57 @@ fn flush(tap: &crossbeam_channel::Sender<Live>) {
     }
 }
 
-/// Starts evcxr in a build slot and loads the support crate and prelude.
-fn start_session(shared: &Shared, line_tap: &exec::Tap) -> Result<Session> {
-    let cwd = std::env::current_dir()?;
-    let root = exec::default_build_root();
-    let mut s = Session::start_bare(&cwd, &root, Some(line_tap.clone()))?;
-    *shared.process.lock().unwrap() = Some(s.process_handle());
-    s.load_config()?;
-    // init.evcxr has built the support crate: a second notebook may copy this slot while it is in use
-    s.mark_slot_warm()?;
-    Ok(s)
+/// Takes a warm spare when one of this kernel's origin is there (waiting for it if it is still
+/// loading), else starts evcxr in a build slot and loads the support crate and prelude here.
+fn start_session(shared: &Shared, line_tap: &exec::Tap, origin: Option<&spare::Origin>) -> Result<Backend> {
+    let backend = match origin.and_then(|o| o.claim(line_tap.clone())) {
+        Some(mut remote) => {
+            *shared.process.lock().unwrap() = Some(Process::Remote(remote.control()));
+            match remote.wait_ready() {
+                Ok(secs) => {
+                    eprintln!("revmod kernel: took a warm spare (it loaded in {secs:.1} s)");
+                    Some(Backend::Remote(remote))
+                }
+                Err(e) => {
+                    eprintln!("revmod kernel: the warm spare failed ({e:#}); loading the support crate here");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let backend = match backend {
+        Some(b) => b,
+        None => {
+            let cwd = std::env::current_dir()?;
+            let root = exec::default_build_root();
+            let mut s = Session::start_bare(&cwd, &root, Some(line_tap.clone()))?;
+            *shared.process.lock().unwrap() = Some(Process::Local(s.process_handle()));
+            s.load_config()?;
+            // init.evcxr has built the support crate: a second notebook may copy this slot while it is in use
+            s.mark_slot_warm()?;
+            Backend::Local(s)
+        }
+    };
+    Ok(backend)
+}
+
+/// Starts the warm spare for the next kernel of this origin (unless one is waiting already).
+fn start_spare(origin: &spare::Origin) {
+    match origin.start_spare() {
+        Ok(Some(sock)) => eprintln!("revmod kernel: loading a warm spare for the next start ({})", sock.display()),
+        Ok(None) => {}
+        Err(e) => eprintln!("revmod kernel: could not start a warm spare: {e:#}"),
+    }
 }
 
 /// The evaluation thread: loads the support crate, then runs cells in order.
-fn eval_thread(shared: &Shared, jobs: crossbeam_channel::Receiver<Job>, tap: crossbeam_channel::Sender<Live>) {
+fn eval_thread(
+    shared: &Shared,
+    jobs: crossbeam_channel::Receiver<Job>,
+    tap: crossbeam_channel::Sender<Live>,
+    origin: Option<&spare::Origin>,
+) {
     // Lines from evcxr go to the output thread through `tap`.
     let (line_tx, line_rx) = crossbeam_channel::unbounded::<Line>();
     {
@@ -425,16 +534,31 @@ fn eval_thread(shared: &Shared, jobs: crossbeam_channel::Receiver<Job>, tap: cro
         });
     }
     let t0 = Instant::now();
-    let mut session = start_session(shared, &line_tx).map_err(|e| format!("{e:#}"));
+    let mut session = start_session(shared, &line_tx, origin).map_err(|e| format!("{e:#}"));
     let init_secs = t0.elapsed().as_secs_f64();
     shared.ready.store(true, Ordering::SeqCst);
     eprintln!("revmod kernel: support crate loaded in {init_secs:.1} s ({})", match &session {
-        Ok(s) => format!("build folder {}", s.build_dir.display()),
+        Ok(s) => format!("build folder {}", s.build_dir()),
         Err(e) => format!("failed: {e}"),
     });
     let mut first = true;
     let mut count = 0u64;
-    while let Ok(Job::Execute(req)) = jobs.recv() {
+    // The spare for the next start is loaded once this kernel has been idle for a while.
+    let mut spare_due = origin.filter(|_| session.is_ok());
+    loop {
+        let job = match spare_due {
+            Some(o) => match jobs.recv_timeout(SPARE_AFTER_IDLE) {
+                Ok(j) => Ok(j),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    start_spare(o);
+                    spare_due = None;
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
+            },
+            None => jobs.recv().map_err(|_| ()),
+        };
+        let Ok(Job::Execute(req)) = job else { break };
         shared.status(&req, "busy");
         let code = req.content["code"].as_str().unwrap_or("").to_owned();
         let silent = req.content["silent"].as_bool().unwrap_or(false);
@@ -461,15 +585,16 @@ fn eval_thread(shared: &Shared, jobs: crossbeam_channel::Receiver<Job>, tap: cro
             // Try again: the user may have fixed what broke (a build error, a missing toolchain).
             let t = Instant::now();
             shared.stream(&req, "stderr", "revmod kernel: loading the support crate again\n".into());
-            session = start_session(shared, &line_tx).map_err(|e| format!("{e:#}"));
+            session = start_session(shared, &line_tx, origin).map_err(|e| format!("{e:#}"));
             if session.is_ok() {
+                spare_due = origin;
                 shared.stream(&req, "stderr", format!("revmod kernel: support crate ready after {:.1} s\n", t.elapsed().as_secs_f64()));
             }
         }
         *shared.running.lock().unwrap() = Some(req.header["msg_id"].as_str().unwrap_or("").to_owned());
         shared.interrupted.store(false, Ordering::SeqCst);
         let run = match session.as_mut() {
-            Ok(s) => s.run_cell(&code, None),
+            Ok(s) => s.run_cell(&code),
             Err(e) => CellRun {
                 failure: Some(Failure::Evcxr { message: format!("the support crate could not be loaded: {e}") }),
                 ..Default::default()
@@ -479,7 +604,14 @@ fn eval_thread(shared: &Shared, jobs: crossbeam_channel::Receiver<Job>, tap: cro
         flush(&tap);
         *shared.current.lock().unwrap() = None;
         let interrupted = shared.interrupted.swap(false, Ordering::SeqCst);
-        let error = run.failure.as_ref().map(|f| error_content(f, &run, &code, session.as_ref().ok(), interrupted));
+        let panic_line = match (&run.failure, session.as_ref()) {
+            (Some(Failure::Panic { message }), Ok(s)) => s.panic_cell_line(message, &code),
+            _ => None,
+        };
+        let error = run.failure.as_ref().map(|f| error_content(f, &run, panic_line, interrupted));
+        if matches!(&session, Ok(Backend::Remote(r)) if r.is_gone()) {
+            session = Err("the spare session's process ended".into());
+        }
         if !silent {
             publish_results(shared, &req, &run, count);
         }
@@ -542,7 +674,7 @@ fn publish_results(shared: &Shared, req: &Message, run: &CellRun, count: u64) {
 
 /// The `error` message of a failed cell: short (`ename: evalue`, the cell line of a panic, the
 /// panic or compile message); a backtrace only when RUST_BACKTRACE asked for one.
-fn error_content(f: &Failure, run: &CellRun, code: &str, session: Option<&Session>, interrupted: bool) -> Value {
+fn error_content(f: &Failure, run: &CellRun, panic_line: Option<(usize, String)>, interrupted: bool) -> Value {
     let stderr: Vec<&str> =
         run.events.iter().filter_map(|e| if let Event::Stderr(s) = e { Some(s.as_str()) } else { None }).collect();
     let (ename, evalue) = match f {
@@ -559,7 +691,7 @@ fn error_content(f: &Failure, run: &CellRun, code: &str, session: Option<&Sessio
     let mut tb = vec![red(&format!("{ename}: {evalue}"))];
     match f {
         Failure::Panic { message } => {
-            if let Some((n, line)) = session.and_then(|s| s.panic_cell_line(message, code)) {
+            if let Some((n, line)) = panic_line {
                 tb.push(format!("at cell line {n}: {line}"));
             }
             tb.extend(message.lines().map(str::to_owned));

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// One thing a running cell produced, in arrival order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A line on the cell's stdout.
     Stdout(String),
@@ -16,7 +16,7 @@ pub enum Event {
 }
 
 /// Why a cell failed; each maps to an nbformat `error` output.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Failure {
     /// rustc rejected the cell: one rendered message per error.
     Compile { messages: Vec<String> },
@@ -94,7 +94,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The result of running one code cell.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CellRun {
     /// Everything the cell printed or displayed, in order.
     pub events: Vec<Event>,

@@ -74,6 +74,7 @@ impl Origin {
     /// path when one was started.
     pub fn start_spare(&self) -> Result<Option<PathBuf>> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        self.remove_stale();
         if self.unclaimed().next().is_some() {
             return Ok(None);
         }
@@ -109,6 +110,21 @@ impl Origin {
     /// Sockets of spares with this key whose claim lock is free now.
     fn unclaimed(&self) -> impl Iterator<Item = PathBuf> + '_ {
         self.spares().into_iter().filter(|s| matches!(try_lock(&s.with_extension("claim")), Ok(Some(_))))
+    }
+
+    /// Removes what spares that were killed left behind: a claim file nobody holds and no socket
+    /// beside it, with its log, once older than a minute (a spare just started has no socket yet).
+    fn remove_stale(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for claim in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "claim")) {
+            let old = std::fs::metadata(&claim)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+            if old && !claim.with_extension("sock").exists() && matches!(try_lock(&claim), Ok(Some(_))) {
+                let _ = std::fs::remove_file(claim.with_extension("log"));
+                let _ = std::fs::remove_file(&claim);
+            }
+        }
     }
 
     fn spares(&self) -> Vec<PathBuf> {

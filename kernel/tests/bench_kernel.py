@@ -138,14 +138,15 @@ def main():
         if p.returncode != 0:
             sys.exit(f"kernel install failed:\n{p.stdout}\n{p.stderr}")
         print(f"kernel install (with the support-crate build) took {time.time() - t0:.1f} s")
-    load = subprocess.Popen(load_cmd, shell=True) if load_cmd else None
+    # its own process group, so that the whole load (the shell and what it started) ends with the bench
+    load = subprocess.Popen(load_cmd, shell=True, start_new_session=True) if load_cmd else None
     try:
         sides = {"revmod": measure_side("revmod", binary, prefix, restarts, cells, timeout)}
         if "--no-evcxr" not in args:
             sides["evcxr"] = measure_side("evcxr", binary, prefix, restarts, cells, timeout)
     finally:
         if load:
-            load.kill()
+            os.killpg(load.pid, 9)
     goals = {"restart_first_result": 5.0, "restart_table": 10.0, "cell_median": 0.5, "restart_kernel_info": 60.0}
     print(f"CPU: {cpu_name()}; load during the run: {load_cmd or 'none'}")
     for key in sides["revmod"]:

@@ -482,7 +482,7 @@ fn host(sock: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Tells whether a spare can start from this binary: the spare switch is the first argument.
+/// The socket path when this process was started as a spare (`revmod --kernel-spare SOCKET`).
 pub fn is_spare_invocation() -> Option<PathBuf> {
     let mut args = std::env::args_os().skip(1);
     (args.next().as_deref() == Some(std::ffi::OsStr::new(SPARE_ARG))).then(|| args.next().map(PathBuf::from)).flatten()

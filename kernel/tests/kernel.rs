@@ -66,6 +66,13 @@ impl Drop for EndSpares {
             let has = |hay: &[u8], needle: &[u8]| hay.split(|b| *b == 0).any(|w| w.starts_with(needle));
             if has(&cmd, b"--kernel-spare") && has(&env, want.as_bytes()) {
                 let _ = Command::new("kill").arg(pid.to_string()).status();
+                // a killed spare leaves its socket, claim and log files: remove them too
+                if let Some(sock) = cmd.split(|b| *b == 0).skip_while(|w| *w != b"--kernel-spare").nth(1) {
+                    let sock = PathBuf::from(String::from_utf8_lossy(sock).into_owned());
+                    for ext in ["sock", "claim", "log"] {
+                        let _ = std::fs::remove_file(sock.with_extension(ext));
+                    }
+                }
             }
         }
     }

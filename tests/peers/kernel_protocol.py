@@ -19,6 +19,7 @@ Prints one JSON line with the measured times.
 import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -80,7 +81,9 @@ def spare_ready(config_dir, timeout):
                 text = open(log).read()
             except OSError:
                 continue
-            if config_dir in text and "loaded in" in text and os.path.exists(log[:-4] + ".sock"):
+            pid = re.search(r"pid (\d+) for EVCXR_CONFIG_DIR=", text)
+            alive = pid is not None and os.path.exists(f"/proc/{pid.group(1)}")  # not a killed spare's files
+            if config_dir in text and "loaded in" in text and os.path.exists(log[:-4] + ".sock") and alive:
                 return time.time() - t0
         time.sleep(0.5)
     raise AssertionError(f"no warm spare for {config_dir} loaded in {timeout} s (logs: {root}/spares)")

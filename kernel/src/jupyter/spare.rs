@@ -65,8 +65,7 @@ impl Origin {
         let cwd = std::env::current_dir().context("reading the working folder")?;
         let exe = std::env::current_exe().context("finding the kernel binary")?;
         let dir = exec::default_build_root().join("spares");
-        let stamp = std::fs::metadata(&exe).and_then(|m| m.modified()).ok();
-        let key = key(&exe, &format!("{stamp:?}"), &cwd, &env);
+        let key = key(&exe, &build_stamp(&exe, &cwd, config_dir().as_deref()), &cwd, &env);
         Ok(Origin { env, cwd, exe, dir, key })
     }
 
@@ -164,7 +163,47 @@ impl Origin {
     }
 }
 
-/// The key spares are found by: a hash of the binary (path and modification time), the working folder
+/// What a loaded session was built from, besides the environment: the binary's modification time, the
+/// evcxr configuration (`init.evcxr`, `prelude.rs` in `EVCXR_CONFIG_DIR`) and, for every path
+/// dependency it names (`path = "..."`, such as `:dep revmod`), the newest modification time and the
+/// number of its source files. A spare loaded before the support crate was edited is not taken: the
+/// kernel loads the edited crate itself, as without spares.
+pub fn build_stamp(exe: &Path, cwd: &Path, config: Option<&Path>) -> String {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut stamp = format!("{:?}", mtime(exe));
+    let Some(config) = config else { return stamp };
+    let init = std::fs::read_to_string(config.join("init.evcxr")).unwrap_or_default();
+    stamp.push_str(&init);
+    stamp.push_str(&std::fs::read_to_string(config.join("prelude.rs")).unwrap_or_default());
+    for dep in init.split("path").skip(1).filter_map(|rest| rest.split('"').nth(1)) {
+        let root = cwd.join(dep);
+        let (mut newest, mut files) = (None, 0usize);
+        let mut todo = vec![root.join("src"), root.join("Cargo.toml"), root.join("build.rs")];
+        while let Some(p) = todo.pop() {
+            match std::fs::read_dir(&p) {
+                Ok(entries) => todo.extend(entries.flatten().map(|e| e.path())),
+                Err(_) => {
+                    if let Some(t) = mtime(&p) {
+                        newest = newest.max(Some(t));
+                        files += 1;
+                    }
+                }
+            }
+            if files > 20_000 {
+                break;
+            }
+        }
+        stamp.push_str(&format!("\0{dep}: {newest:?} {files}"));
+    }
+    stamp
+}
+
+/// The evcxr configuration folder of this kernel (`EVCXR_CONFIG_DIR`, set by the kernelspec).
+fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("EVCXR_CONFIG_DIR").map(PathBuf::from)
+}
+
+/// The key spares are found by: a hash of the binary's path, its [`build_stamp`], the working folder
 /// and the environment, except Jupyter's own per-kernel variables (`JPY_PARENT_PID`, `JPY_SESSION_NAME`),
 /// which differ at every start and do not change what a session does.
 fn key(exe: &Path, stamp: &str, cwd: &Path, env: &[(String, String)]) -> String {
@@ -367,6 +406,8 @@ fn host(sock: &Path) -> Result<()> {
     let (line_tx, line_rx) = crossbeam_channel::unbounded::<Line>();
     let t0 = Instant::now();
     let cwd = std::env::current_dir()?;
+    // taken before the load: what the kernel that started this spare hashed into its key
+    let built = build_stamp(&std::env::current_exe()?, &cwd, config_dir().as_deref());
     let loaded = (|| -> Result<Session> {
         let mut s = Session::start_bare(&cwd, &exec::default_build_root(), Some(line_tx.clone()))?;
         s.load_config()?;
@@ -385,11 +426,10 @@ fn host(sock: &Path) -> Result<()> {
         Ok(s) => format!("build folder {}", s.build_dir.display()),
         Err(e) => format!("failed: {e:#}"),
     });
-    // Waits for a kernel; ends after `idle` seconds, or as soon as this binary is rebuilt (no kernel
-    // of the new binary takes a spare of the old one: the key differs).
+    // Waits for a kernel; ends after `idle` seconds, or as soon as this binary is rebuilt or the
+    // support crate or the evcxr configuration changes (no kernel would take this spare then: the key
+    // differs).
     let exe = std::env::current_exe()?;
-    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let built = stamp(&exe);
     let stream = loop {
         match conn_rx.recv_timeout(Duration::from_secs(2)) {
             Ok(s) => break s,
@@ -398,8 +438,8 @@ fn host(sock: &Path) -> Result<()> {
                     eprintln!("revmod kernel spare: no kernel came for {idle} s; ending");
                     return Ok(());
                 }
-                if stamp(&exe) != built {
-                    eprintln!("revmod kernel spare: {} was rebuilt; ending", exe.display());
+                if build_stamp(&exe, &cwd, config_dir().as_deref()) != built {
+                    eprintln!("revmod kernel spare: the binary, the support crate or the evcxr configuration changed; ending");
                     return Ok(());
                 }
             }
@@ -511,5 +551,33 @@ mod tests {
         assert_ne!(key(exe, "t1", cwd, &other), k, "another kernelspec");
         let extra = env(&[("EVCXR_CONFIG_DIR", "/k/evcxr"), ("PATH", "/bin"), ("RUST_BACKTRACE", "1")]);
         assert_ne!(key(exe, "t1", cwd, &extra), k, "a variable the session reads");
+    }
+
+    #[test]
+    fn the_build_stamp_follows_the_config_and_the_path_crates_sources() {
+        let d = std::env::temp_dir().join(format!("revmod-spare-stamp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let (config, krate) = (d.join("evcxr"), d.join("krate"));
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::create_dir_all(krate.join("src/sub")).unwrap();
+        std::fs::write(krate.join("Cargo.toml"), "[package]").unwrap();
+        std::fs::write(krate.join("src/lib.rs"), "pub mod sub;").unwrap();
+        std::fs::write(krate.join("src/sub/mod.rs"), "").unwrap();
+        std::fs::write(config.join("init.evcxr"), ":dep krate = { path = \"krate\" }\n").unwrap();
+        std::fs::write(config.join("prelude.rs"), "use krate::*;\n").unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let a = build_stamp(&exe, &d, Some(&config));
+        assert!(a.contains("krate: Some(") && a.ends_with(" 3"), "three files of the path crate: {a}");
+        assert_eq!(build_stamp(&exe, &d, Some(&config)), a, "nothing changed");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(krate.join("src/sub/mod.rs"), "pub fn f() {}").unwrap();
+        let b = build_stamp(&exe, &d, Some(&config));
+        assert_ne!(b, a, "an edited source file of the support crate");
+        std::fs::write(krate.join("src/sub/new.rs"), "").unwrap();
+        let c = build_stamp(&exe, &d, Some(&config));
+        assert_ne!(c, b, "a new source file");
+        std::fs::write(config.join("prelude.rs"), "use krate::sub::*;\n").unwrap();
+        assert_ne!(build_stamp(&exe, &d, Some(&config)), c, "an edited prelude");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -170,23 +170,14 @@ enum Process {
 impl Process {
     fn interrupt(&self) {
         match self {
-            Process::Local(p) => {
-                exec::kill_child_builds();
-                let pid = p.lock().map(|c| c.id()).unwrap_or(0);
-                if pid > 0 {
-                    // SAFETY: signals our own child (the proxy, which forwards SIGINT to the runtime).
-                    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-                }
-            }
+            Process::Local(p) => exec::interrupt_eval(p),
             Process::Remote(c) => c.interrupt(),
         }
     }
 
     fn kill(&self) {
         match self {
-            Process::Local(p) => {
-                let _ = p.lock().map(|mut c| c.kill());
-            }
+            Process::Local(p) => exec::end_eval(p),
             Process::Remote(c) => c.kill(),
         }
     }
@@ -322,7 +313,6 @@ fn shutdown(shared: &Shared) {
 fn interrupt(shared: &Shared) {
     let Some(id) = shared.running.lock().unwrap().clone() else { return };
     shared.interrupted.store(true, Ordering::SeqCst);
-    exec::kill_child_builds();
     let process = shared.process.lock().unwrap().clone();
     let Some(process) = process else { return };
     process.interrupt();

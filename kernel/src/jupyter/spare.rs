@@ -120,8 +120,7 @@ impl Origin {
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
             if old && !claim.with_extension("sock").exists() && matches!(try_lock(&claim), Ok(Some(_))) {
-                let _ = std::fs::remove_file(claim.with_extension("log"));
-                let _ = std::fs::remove_file(&claim);
+                remove_files(&claim, &["claim", "log"]);
             }
         }
     }
@@ -153,9 +152,7 @@ impl Origin {
                 },
                 Err(_) => {
                     // Nobody listens: the spare died (or ended idle between our listing and the lock).
-                    let _ = std::fs::remove_file(&sock);
-                    let _ = std::fs::remove_file(&claim);
-                    let _ = std::fs::remove_file(sock.with_extension("log"));
+                    remove_files(&sock, &["sock", "claim", "log"]);
                 }
             }
         }
@@ -215,6 +212,13 @@ fn key(exe: &Path, stamp: &str, cwd: &Path, env: &[(String, String)]) -> String 
         }
     }
     hex::encode(&h.finalize()[..8])
+}
+
+/// Removes a spare's files: `path` with each of the extensions (`sock`, `claim`, `log`).
+fn remove_files(path: &Path, exts: &[&str]) {
+    for ext in exts {
+        let _ = std::fs::remove_file(path.with_extension(ext));
+    }
 }
 
 fn nanos() -> u128 {
@@ -376,12 +380,8 @@ pub fn host_main(sock: &Path) -> ! {
             1
         }
     };
-    let _ = std::fs::remove_file(sock);
-    let _ = std::fs::remove_file(sock.with_extension("claim"));
-    if code == 0 {
-        // a failed spare keeps its log for the user to read
-        let _ = std::fs::remove_file(sock.with_extension("log"));
-    }
+    // a failed spare keeps its log for the user to read
+    remove_files(sock, if code == 0 { &["sock", "claim", "log"] } else { &["sock", "claim"] });
     exec::kill_child_builds();
     std::process::exit(code)
 }
@@ -494,19 +494,15 @@ fn host(sock: &Path) -> Result<()> {
             if let Some(code) = v["run"].as_str() {
                 let _ = run_tx.send(code.to_owned());
             } else if let Some(sig) = v["signal"].as_str() {
-                exec::kill_child_builds();
-                let pid = process.lock().map(|c| c.id()).unwrap_or(0);
                 if sig == "kill" {
-                    let _ = process.lock().map(|mut c| c.kill());
-                } else if pid > 0 {
-                    // SAFETY: signals our own child (the proxy, which passes SIGINT on to the runtime).
-                    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                    exec::end_eval(&process);
+                } else {
+                    exec::interrupt_eval(&process);
                 }
             }
         }
         // The kernel is gone (shutdown, restart or killed): so is this session.
-        exec::kill_child_builds();
-        let _ = process.lock().map(|mut c| c.kill());
+        exec::end_eval(&process);
         drop(run_tx);
     });
     for code in run_rx {

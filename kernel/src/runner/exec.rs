@@ -179,8 +179,7 @@ impl Session {
             std::thread::spawn(move || {
                 if stop_rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                     flag.store(true, Ordering::SeqCst);
-                    kill_child_builds();
-                    let _ = handle.lock().map(|mut c| c.kill());
+                    end_eval(&handle);
                 }
             })
         });
@@ -326,6 +325,25 @@ fn spawn_drain(
 fn compile_message(e: &evcxr::CompilationError) -> String {
     let rendered = e.rendered();
     if rendered.trim().is_empty() { e.message() } else { rendered }
+}
+
+/// Interrupts the cell running in an evaluation process (a session's [`Session::process_handle`]):
+/// stops the cargo builds this process started and sends SIGINT to the proxy, which passes it on to
+/// the runtime (see `proxy`).
+pub fn interrupt_eval(process: &Mutex<std::process::Child>) {
+    kill_child_builds();
+    let pid = process.lock().map(|c| c.id()).unwrap_or(0);
+    if pid > 0 {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    }
+}
+
+/// Ends an evaluation process and the cargo builds this process started (evcxr starts a new
+/// evaluation process for the next cell; the variables are lost).
+pub fn end_eval(process: &Mutex<std::process::Child>) {
+    kill_child_builds();
+    let _ = process.lock().map(|mut c| c.kill());
 }
 
 /// Kills the cargo builds this process started (children named `cargo`), so a timeout during a
